@@ -1,0 +1,127 @@
+"""The interface every database dialect implements: one small class of SQL idioms per database."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import pyarrow as pa
+
+from ..columns import Column, TableName, TableSchema
+from ..errors import LoadFailed
+
+_ORDER_TERM = re.compile(r"^\s*(?P<column>\"[^\"]+\"|`[^`]+`|[^\s,]+)(?:\s+(?P<direction>asc|desc))?\s*$", re.I)
+
+
+class LoadFile(Protocol):
+    """One verified export file, readable as CSV text or as canonical Arrow batches."""
+
+    rows: int
+
+    def csv_chunks(self) -> Iterator[bytes]: ...
+
+    def record_batches(self) -> Iterator[pa.RecordBatch]: ...
+
+
+class Dialect(ABC):
+    """A database reached by a SQLAlchemy-style URL.
+
+    `timezone` is the session time zone (the task's source_timezone): it decides how the database
+    reads timestamp literals in WHERE clauses and renders timestamptz values as text.
+    """
+
+    name: str
+    quote_char = '"'
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        self.url = url
+        self.timezone = timezone
+
+    # --- identifiers -------------------------------------------------------------------------
+    def quote(self, identifier: str) -> str:
+        q = self.quote_char
+        return q + identifier.replace(q, q + q) + q
+
+    def qualified(self, table: TableName) -> str:
+        return ".".join(self.quote(p) for p in (table.schema, table.name) if p)
+
+    def order_by_sql(self, order_by: str, schema: TableSchema) -> str:
+        """`col [asc|desc], ...` checked against the table's columns and re-quoted."""
+        terms = []
+        for term in order_by.split(","):
+            match = _ORDER_TERM.match(term)
+            column = match and match["column"].strip('"`')
+            if not match or column not in schema.names:
+                raise ValueError(
+                    f"import_order_by term {term.strip()!r} is not 'column [asc|desc]' with a column of "
+                    f"the table; columns are {schema.names}"
+                )
+            terms.append(f"{self.quote(column)} {(match['direction'] or 'asc').upper()}")
+        return ", ".join(terms)
+
+    def select_sql(self, table: TableName, schema: TableSchema, where: str | None, order_by: str | None) -> str:
+        columns = ", ".join(self.select_expression(c) for c in schema.columns)
+        sql = f"SELECT {columns} FROM {self.qualified(table)}"
+        if where:
+            sql += f" WHERE {where}"
+        if order_by:
+            sql += f" ORDER BY {self.order_by_sql(order_by, schema)}"
+        return sql
+
+    def select_expression(self, column: Column) -> str:
+        """How a column is selected so the driver hands back its canonical value."""
+        return self.quote(column.name)
+
+    def create_table_sql(self, table: TableName, schema: TableSchema) -> str:
+        lines = [
+            f"{self.quote(c.name)} {self.column_type_sql(c)}{'' if c.nullable else ' NOT NULL'}" for c in schema.columns
+        ]
+        if schema.primary_key:
+            lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})")
+        return f"CREATE TABLE {self.qualified(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    @staticmethod
+    def check_loaded(table: TableName, loaded: int, expected: int) -> None:
+        if loaded != expected:
+            raise LoadFailed(f"loaded {loaded} rows into {table} but the export holds {expected}; rolled back")
+
+    # --- what each database implements ------------------------------------------------------
+    @abstractmethod
+    def check_connection(self) -> None:
+        """Raise DatabaseUnreachable with the driver's reason if the database cannot be reached."""
+
+    @abstractmethod
+    def reflect(self, table: TableName) -> TableSchema:
+        """The table's columns and primary key; TableNotFound if it does not exist."""
+
+    @abstractmethod
+    def table_exists(self, table: TableName) -> bool: ...
+
+    @abstractmethod
+    def column_type_sql(self, column: Column) -> str:
+        """The SQL type this database gives a column of that kind."""
+
+    @abstractmethod
+    def read_batches(
+        self, table: TableName, schema: TableSchema, where: str | None = None, order_by: str | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the rows as canonical Arrow batches, never holding the table in memory."""
+
+    @abstractmethod
+    def count_rows(self, table: TableName, where: str | None = None) -> int: ...
+
+    @abstractmethod
+    def replace_rows(
+        self,
+        table: TableName,
+        schema: TableSchema,
+        files: Iterable[LoadFile],
+        expected_rows: int,
+        where: str | None = None,
+    ) -> int:
+        """In ONE transaction: create the table if missing, delete the rows matching `where` (all
+        rows when None), bulk-load `files`, check the row count, commit. Any failure or interruption
+        (including BaseException such as a run termination) rolls back: readers see the old rows or
+        the new, never a mix. Returns the number of rows loaded."""

@@ -1,0 +1,224 @@
+"""SQLite: the embedded default. Values are dynamically typed, so each column's values are
+converted to its canonical Arrow type on the way out and to SQLite's storage form on the way in
+(timestamps and decimals as ISO/exact text, booleans as 0/1, binary as BLOB)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from ..columns import Column, Kind, TableName, TableSchema
+from ..errors import DatabaseUnreachable, TableNotFound
+from .base import Dialect, LoadFile
+
+_READ_BATCH_ROWS = 10_000
+
+# Declared type -> kind, first match wins (SQLite accepts any type name; these follow its
+# affinity rules and the names other databases write).
+_DECLARED_TYPES: list[tuple[re.Pattern, Kind]] = [
+    (re.compile(r"WITH TIME ZONE|TIMESTAMPTZ"), Kind.TIMESTAMPTZ),
+    (re.compile(r"DATETIME|TIMESTAMP"), Kind.TIMESTAMP),
+    (re.compile(r"^DATE"), Kind.DATE),
+    (re.compile(r"^TIME"), Kind.TIME),
+    (re.compile(r"BOOL"), Kind.BOOL),
+    (re.compile(r"^(SMALLINT|INT2|TINYINT)"), Kind.INT16),
+    (re.compile(r"^(INT|INT4|MEDIUMINT)$"), Kind.INT32),
+    (re.compile(r"INT"), Kind.INT64),
+    (re.compile(r"DEC|NUMERIC"), Kind.DECIMAL),
+    (re.compile(r"^FLOAT4$"), Kind.FLOAT32),
+    (re.compile(r"REAL|FLOA|DOUB"), Kind.FLOAT64),
+    (re.compile(r"BLOB|BINARY|BYTEA"), Kind.BINARY),
+    (re.compile(r"UUID"), Kind.UUID),
+    (re.compile(r"JSON"), Kind.JSON),
+    (re.compile(r"CHAR|CLOB|TEXT|STRING|^$"), Kind.STRING),
+]
+
+_TYPE_SQL = {
+    Kind.INT16: "SMALLINT",
+    Kind.INT32: "INT",
+    Kind.INT64: "BIGINT",
+    Kind.FLOAT32: "FLOAT4",
+    Kind.FLOAT64: "DOUBLE PRECISION",
+    Kind.STRING: "TEXT",
+    Kind.BOOL: "BOOLEAN",
+    Kind.DATE: "DATE",
+    Kind.TIMESTAMP: "TIMESTAMP",
+    Kind.TIMESTAMPTZ: "TIMESTAMP WITH TIME ZONE",
+    Kind.TIME: "TIME",
+    Kind.BINARY: "BLOB",
+    Kind.UUID: "UUID",
+    Kind.JSON: "JSON",
+}
+
+
+def _column_from_declared(name: str, declared: str, notnull: bool) -> Column:
+    upper = declared.upper().strip()
+    args = [int(a) for a in re.findall(r"\d+", upper[upper.find("(") :])] if "(" in upper else []
+    kind = next((k for pattern, k in _DECLARED_TYPES if pattern.search(upper)), Kind.STRING)
+    if kind is Kind.DECIMAL:
+        precision = args[0] if args else None
+        scale = (args[1] if len(args) > 1 else 0) if args else None
+        return Column(name, kind, not notnull, precision=precision, scale=scale)
+    length = args[0] if kind is Kind.STRING and args else None
+    return Column(name, kind, not notnull, length=length)
+
+
+# --- reading: SQLite values -> canonical Arrow arrays --------------------------------------------
+def _as_text(values: list) -> pa.Array:
+    return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values], pa.string())
+
+
+def _decimals(column: Column) -> Callable[[list], pa.Array]:
+    if column.arrow_type == pa.string():
+        # Plain notation, as PostgreSQL prints numerics: 1.5e20 -> "150000000000000000000".
+        return lambda values: pa.array([None if v is None else format(Decimal(str(v)), "f") for v in values], pa.string())
+    quantum = Decimal(1).scaleb(-(column.scale or 0))
+    # SQLite keeps NUMERIC values as REAL when that is lossless to 15 digits: str() gives them back.
+    return lambda values: pa.array(
+        [None if v is None else Decimal(str(v)).quantize(quantum) for v in values], column.arrow_type
+    )
+
+
+def _reader(column: Column) -> Callable[[list], pa.Array]:
+    kind, arrow_type = column.kind, column.arrow_type
+    if kind is Kind.DECIMAL:
+        return _decimals(column)
+    if kind is Kind.TIME:  # Arrow has no string -> time cast
+        return lambda values: pa.array(
+            [None if v is None else time.fromisoformat(v) for v in _as_text(values).to_pylist()], arrow_type
+        )
+    if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        return lambda values: _as_text(values).cast(arrow_type)
+    if kind is Kind.BOOL:
+        return lambda values: pa.array([None if v is None else bool(v) for v in values], pa.bool_())
+    if kind is Kind.BINARY:
+        return lambda values: pa.array(
+            [v.encode() if isinstance(v, str) else v for v in values], pa.binary()
+        )
+    if kind in (Kind.STRING, Kind.UUID, Kind.JSON):
+        return _as_text
+    return lambda values: pa.array(values, arrow_type)
+
+
+# --- writing: canonical Arrow -> SQLite storage values ----------------------------------------------
+_STORED_AS_TEXT = {Kind.DECIMAL, Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Kind.TIME}
+
+
+def _storage_columns(batch: pa.RecordBatch, schema: TableSchema) -> list[list]:
+    columns = []
+    for column, array in zip(schema.columns, batch.columns):
+        if column.kind in _STORED_AS_TEXT:
+            array = array.cast(pa.string())
+        columns.append(array.to_pylist())
+    return columns
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        super().__init__(url, timezone)
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            raise ValueError(f"SQLite URL {url!r} must name a database file (sqlite:///path/to/file.db)")
+        self.path = Path(database)
+
+    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+        if readonly and not self.path.exists():
+            raise DatabaseUnreachable(f"SQLite database file {self.path} does not exist")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        except sqlite3.Error as error:
+            raise DatabaseUnreachable(f"cannot open SQLite database {self.path}: {error}") from None
+
+    def check_connection(self) -> None:
+        self._connect(readonly=self.path.exists()).close()
+
+    def table_exists(self, table: TableName) -> bool:
+        if not self.path.exists():
+            return False
+        with self._connect(readonly=True) as conn:
+            return conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
+            ).fetchone() is not None
+
+    def reflect(self, table: TableName) -> TableSchema:
+        if not self.table_exists(table):
+            raise TableNotFound(f"table {table} does not exist in SQLite database {self.path}")
+        conn = self._connect(readonly=True)
+        try:
+            info = conn.execute(f"PRAGMA table_info({self.quote(table.name)})").fetchall()
+        finally:
+            conn.close()
+        columns = tuple(_column_from_declared(name, declared or "", bool(notnull)) for _, name, declared, notnull, _, _ in info)
+        primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
+        return TableSchema(columns=columns, primary_key=primary_key)
+
+    def qualified(self, table: TableName) -> str:
+        return self.quote(table.name)  # SQLite has no schemas beyond attached databases
+
+    def column_type_sql(self, column: Column) -> str:
+        if column.kind is Kind.DECIMAL:
+            return f"NUMERIC({column.precision},{column.scale or 0})" if column.precision else "NUMERIC"
+        if column.kind is Kind.STRING and column.length:
+            return f"VARCHAR({column.length})"
+        return _TYPE_SQL[column.kind]
+
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        readers = [_reader(c) for c in schema.columns]
+        conn = self._connect(readonly=True)
+        try:
+            cursor = conn.execute(self.select_sql(table, schema, where, order_by))
+            while rows := cursor.fetchmany(_READ_BATCH_ROWS):
+                columns = list(zip(*rows))
+                yield pa.RecordBatch.from_arrays(
+                    [read(list(values)) for read, values in zip(readers, columns)], schema=schema.arrow_schema
+                )
+        finally:
+            conn.close()
+
+    def count_rows(self, table: TableName, where: str | None = None) -> int:
+        conn = self._connect(readonly=True)
+        try:
+            sql = f"SELECT count(*) FROM {self.qualified(table)}" + (f" WHERE {where}" if where else "")
+            return conn.execute(sql).fetchone()[0]
+        finally:
+            conn.close()
+
+    def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        insert = (
+            f"INSERT INTO {self.qualified(table)} ({', '.join(self.quote(n) for n in schema.names)}) "
+            f"VALUES ({', '.join('?' for _ in schema.columns)})"
+        )
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table.name,)).fetchone():
+                conn.execute(self.create_table_sql(table, schema))
+            conn.execute(f"DELETE FROM {self.qualified(table)}" + (f" WHERE {where}" if where else ""))
+            loaded = 0
+            for file in files:
+                for batch in file.record_batches():
+                    conn.executemany(insert, zip(*_storage_columns(batch, schema)))
+                    loaded += batch.num_rows
+            self.check_loaded(table, loaded, expected_rows)
+            conn.execute("COMMIT")
+            return loaded
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()

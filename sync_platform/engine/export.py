@@ -1,0 +1,117 @@
+"""Export: stream a table out of its database into files of `batch_rows` rows plus a manifest.
+
+    database --batches--> rebatch to batch_rows --> [encode + upload] x parallel --> manifest
+
+Encoding (Arrow CSV writer + zstd/gzip, or Parquet) and uploads run in `parallel` worker threads;
+both release the GIL. At most `parallel` files are in flight, so memory stays at about
+(parallel + 1) x one file's rows whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from .columns import TableName, TableSchema
+from .dialects import Dialect
+from .formats import FileFormat
+from .manifest import ExportFile, Manifest, manifest_key
+from .stores import ObjectStore
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    task: str
+    table: TableName
+    folder: str  # store key of the export's folder: <task>/<table>/<partition>
+    file_format: FileFormat
+    format_name: str
+    batch_rows: int = 100_000
+    parallel: int = 5
+    where: str | None = None
+    order_by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_rows < 1 or self.parallel < 1:
+            raise ValueError("batch_rows and parallel must be positive")
+        if not self.folder or self.folder.startswith("/") or ".." in self.folder.split("/"):
+            raise ValueError(f"invalid export folder {self.folder!r}")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    manifest: Manifest
+    location: str
+    seconds: float
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
+    """Regroup a stream of batches into tables of exactly `rows` rows (the last may be shorter)."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - pending_rows, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            pending_rows += take
+            batch = batch.slice(take)
+            if pending_rows == rows:
+                yield pa.Table.from_batches(pending, schema)
+                pending, pending_rows = [], 0
+    if pending_rows:
+        yield pa.Table.from_batches(pending, schema)
+
+
+def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, schema: TableSchema) -> ExportFile:
+    data = fmt.encode(table, schema)
+    store.put(key, data)
+    return ExportFile(name=key.rsplit("/", 1)[1], rows=table.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None) -> ExportResult:
+    started = time.monotonic()
+    schema = schema or source.reflect(request.table)
+    query = source.select_sql(request.table, schema, request.where, request.order_by)
+    folder = request.folder
+    # Remove the old manifest first: until the new one is written the export reads as incomplete.
+    store.delete([manifest_key(folder)])
+    previous_files = set(store.list(folder))
+
+    written: list[ExportFile] = []
+    in_flight: deque[Future] = deque()
+    with ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
+        try:
+            chunks = rebatch(source.read_batches(request.table, schema, request.where, request.order_by), request.batch_rows, schema.arrow_schema)
+            for number, chunk in enumerate(chunks):
+                if len(in_flight) >= request.parallel:
+                    written.append(in_flight.popleft().result())
+                key = f"{folder}/part-{number:05d}{request.file_format.suffix}"
+                in_flight.append(pool.submit(_write_file, store, key, chunk, request.file_format, schema))
+            while in_flight:
+                written.append(in_flight.popleft().result())
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            raise
+
+    current = {f"{folder}/{f.name}" for f in written}
+    store.delete(sorted(previous_files - current - {manifest_key(folder)}))
+    manifest = Manifest(
+        task=request.task,
+        source_table=str(request.table),
+        source_query=query,
+        file_format=request.format_name,
+        schema=schema,
+        files=tuple(written),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        order_by=request.order_by,
+    )
+    store.put(manifest_key(folder), manifest.to_json().encode())
+    return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started)

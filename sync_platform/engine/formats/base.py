@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from ..columns import TableSchema
+
+# Size of the text pieces handed to a bulk loader: large enough that per-call overhead vanishes,
+# small enough to keep memory flat.
+CSV_CHUNK_BYTES = 1 << 20
+
+
+class FileFormat(ABC):
+    """How one export file is written and read back."""
+
+    suffix: str
+
+    @abstractmethod
+    def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
+        """The bytes of one export file holding `table` (canonical Arrow types)."""
+
+    @abstractmethod
+    def csv_chunks(self, data: bytes, schema: TableSchema) -> Iterator[bytes]:
+        """The file's rows as CSV text with a header line (see csv.py for the dialect)."""
+
+    @abstractmethod
+    def record_batches(self, data: bytes, schema: TableSchema) -> Iterator[pa.RecordBatch]:
+        """The file's rows as canonical Arrow batches."""

@@ -1,0 +1,97 @@
+"""Import: load every file of an export into the target table in one atomic replacement.
+
+Files are fetched ahead by a small thread pool while the database consumes the current one, and
+each is checked against the manifest (size and sha256) before a byte of it is loaded; any mismatch
+aborts the transaction and leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .columns import TableName, TableSchema
+from .dialects import Dialect
+from .errors import ExportIncomplete, LoadFailed
+from .formats import FileFormat, format_for_file
+from .manifest import ExportFile, Manifest, read_manifest
+from .stores import ObjectStore
+
+_PREFETCH_FILES = 2
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    """An export file whose bytes matched the manifest."""
+
+    data: bytes
+    rows: int
+    fmt: FileFormat
+    schema: TableSchema
+
+    def csv_chunks(self) -> Iterator[bytes]:
+        return self.fmt.csv_chunks(self.data, self.schema)
+
+    def record_batches(self) -> Iterator[pa.RecordBatch]:
+        return self.fmt.record_batches(self.data, self.schema)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    manifest: Manifest
+    rows: int
+    seconds: float
+
+
+def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema) -> VerifiedFile:
+    key = f"{folder}/{entry.name}"
+    data = store.get(key)
+    if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise ExportIncomplete(f"{store.url(key)} does not match its manifest (size or sha256): re-run the export")
+    return VerifiedFile(data=data, rows=entry.rows, fmt=format_for_file(entry.name), schema=schema)
+
+
+def _verified_files(store: ObjectStore, folder: str, manifest: Manifest) -> Iterator[VerifiedFile]:
+    with ThreadPoolExecutor(max_workers=_PREFETCH_FILES, thread_name_prefix="fetch") as pool:
+        pending = [pool.submit(_fetch, store, folder, entry, manifest.schema) for entry in manifest.files[:_PREFETCH_FILES]]
+        for index in range(len(manifest.files)):
+            current = pending.pop(0)
+            following = index + _PREFETCH_FILES
+            if following < len(manifest.files):
+                pending.append(pool.submit(_fetch, store, folder, manifest.files[following], manifest.schema))
+            try:
+                yield current.result()
+            except GeneratorExit:
+                for future in pending:
+                    future.cancel()
+                raise
+
+
+def check_target_columns(target: Dialect, table: TableName, schema: TableSchema) -> None:
+    """An existing target must have every exported column (extra target columns stay NULL)."""
+    if not target.table_exists(table):
+        return
+    existing = target.reflect(table).names
+    missing = [name for name in schema.names if name not in existing]
+    if missing:
+        raise LoadFailed(
+            f"target table {table} lacks the exported columns {missing}; its columns are {existing}. "
+            "Add them or drop the target table to let the import create it."
+        )
+
+
+def import_export(
+    target: Dialect, store: ObjectStore, folder: str, table: TableName, where: str | None = None
+) -> ImportResult:
+    started = time.monotonic()
+    manifest = read_manifest(store, folder)
+    check_target_columns(target, table, manifest.schema)
+    rows = target.replace_rows(
+        table, manifest.schema, _verified_files(store, folder, manifest), expected_rows=manifest.rows, where=where
+    )
+    return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)

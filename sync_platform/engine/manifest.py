@@ -1,0 +1,92 @@
+"""The manifest of an export: written last, so an export without one is incomplete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .columns import TableSchema
+from .errors import ExportIncomplete
+from .stores import ObjectStore
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    task: str
+    source_table: str
+    source_query: str
+    file_format: str
+    schema: TableSchema
+    files: tuple[ExportFile, ...]
+    created_at: str
+    order_by: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": MANIFEST_VERSION,
+                "task": self.task,
+                "source_table": self.source_table,
+                "source_query": self.source_query,
+                "file_format": self.file_format,
+                "order_by": self.order_by,
+                "created_at": self.created_at,
+                "rows": self.rows,
+                "bytes": self.bytes,
+                "columns": self.schema.to_dict()["columns"],
+                "primary_key": list(self.schema.primary_key),
+                "files": [f.__dict__ for f in self.files],
+                **({"extra": self.extra} if self.extra else {}),
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        if data.get("version") != MANIFEST_VERSION:
+            raise ExportIncomplete(f"manifest version {data.get('version')!r} is not {MANIFEST_VERSION}")
+        return cls(
+            task=data["task"],
+            source_table=data["source_table"],
+            source_query=data["source_query"],
+            file_format=data["file_format"],
+            schema=TableSchema.from_dict(data),
+            files=tuple(ExportFile(**f) for f in data["files"]),
+            created_at=data["created_at"],
+            order_by=data.get("order_by"),
+            extra=data.get("extra", {}),
+        )
+
+
+def manifest_key(folder: str) -> str:
+    return f"{folder}/{MANIFEST_NAME}"
+
+
+def read_manifest(store: ObjectStore, folder: str) -> Manifest:
+    key = manifest_key(folder)
+    if not store.exists(key):
+        raise ExportIncomplete(
+            f"no manifest at {store.url(key)}: the export has not completed (run the export asset first)"
+        )
+    return Manifest.from_json(store.get(key).decode())

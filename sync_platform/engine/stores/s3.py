@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from .base import ObjectStore, StoreError
+
+# boto3 error codes, translated into causes an operator can act on.
+_CAUSES = {
+    "NoSuchBucket": "bucket {bucket!r} does not exist",
+    "InvalidAccessKeyId": "the access key id is not known to the endpoint (bad credentials)",
+    "SignatureDoesNotMatch": "the secret access key is wrong (bad credentials)",
+    "AccessDenied": "access denied to bucket {bucket!r} (no permission)",
+    "403": "access denied to bucket {bucket!r} (bad credentials or no permission)",
+    "404": "bucket {bucket!r} or key does not exist",
+}
+
+
+class S3Store(ObjectStore):
+    """A bucket (and key prefix) behind any S3 endpoint, used through a boto3 client."""
+
+    def __init__(self, client, bucket: str, prefix: str = ""):
+        if not bucket:
+            raise ValueError("an S3 store needs a bucket")
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _call(self, what: str, fn, **kwargs):
+        import botocore.exceptions
+
+        try:
+            return fn(**kwargs)
+        except botocore.exceptions.ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            cause = _CAUSES.get(code, f"{code}: {error.response.get('Error', {}).get('Message', '')}")
+            raise StoreError(f"S3 {what} failed: {cause.format(bucket=self.bucket)}") from None
+        except botocore.exceptions.EndpointConnectionError as error:
+            raise StoreError(f"S3 {what} failed: endpoint unreachable ({error.kwargs.get('endpoint_url')})") from None
+        except botocore.exceptions.NoCredentialsError:
+            raise StoreError(f"S3 {what} failed: no credentials configured") from None
+
+    def put(self, key: str, data: bytes) -> None:
+        # A PUT is atomic in S3: the object appears whole or not at all.
+        self._call(f"upload of {self.url(key)}", self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def get(self, key: str) -> bytes:
+        response = self._call(f"download of {self.url(key)}", self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        import botocore.exceptions
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except botocore.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            return self._call(f"lookup of {self.url(key)}", self.client.head_object, Bucket=self.bucket, Key=self._key(key)) is not None
+
+    def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix.rstrip("/") + "/")
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in self._call(f"listing of {self.url(prefix)}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full))):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(k[strip:] for k in keys)
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
+            chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
