@@ -1,0 +1,148 @@
+"""`sync-platform`: validate a configuration, run the demo, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .config import DEMO_CONFIG, ConfigError, default_config_path, load_config, platform_home
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
+
+
+def cmd_validate(args) -> int:
+    path = Path(args.path or default_config_path())
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    problems = []
+    if args.connect:
+        from .platform import Platform
+
+        platform = Platform(config)
+        for table in platform.all_table_syncs():
+            try:
+                platform.dialect(table.source, table.run_config).reflect(table.source.table_name)
+                platform.dialect(table.target, table.run_config).check_connection()
+                platform.store(table).exists("__sync_platform_probe__")
+            except Exception as error:  # every cause is reported, not only the first
+                problems.append(f"task {table.task!r}: {error}")
+    if problems:
+        print(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(config.tasks)} tasks, {len(config.datasources)} datasources, {len(config.s3_configs)} S3 configs)")
+    return 0
+
+
+def run_task_jobs(config_path: Path, tasks: list[str] | None = None) -> list[list]:
+    """Run each task's job in-process against the shared Dagster instance; one summary row per table."""
+    from dagster import DagsterInstance
+
+    from . import naming
+    from .definitions import build_definitions
+    from .instance import ensure_dagster_home
+    from .platform import Platform
+
+    ensure_dagster_home()
+    defs = build_definitions(config_path)
+    platform = Platform(load_config(config_path))
+    rows = []
+    with DagsterInstance.get() as instance:
+        for task, tables in platform.table_syncs.items():
+            if tasks and task not in tasks:
+                continue
+            started = time.monotonic()
+            result = defs.resolve_job_def(naming.job_name(task)).execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                # The step-by-step log stays in the instance (and the UI); the terminal gets the summary.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+            seconds = time.monotonic() - started
+            materialized = {
+                e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
+            }
+            checks = {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
+            for table in tables:
+                exported = materialized.get(naming.export_asset_key(task, table.source.table), {})
+                imported_key = naming.imported_asset_key(task, table.target.table)
+                imported = materialized.get(imported_key, {})
+                check = checks.get(imported_key)
+                rows.append([
+                    task, f"{table.source.table} -> {table.target.table}",
+                    exported["rows"].value if "rows" in exported else "-",
+                    imported["rows"].value if "rows" in imported else "-",
+                    "passed" if check else ("FAILED" if check is False else "not run"),
+                    f"{seconds:.1f}", "ok" if result.success else f"run failed ({result.run_id[:8]})",
+                ])
+    return rows
+
+
+def cmd_demo(args) -> int:
+    from .demo.seed import seed_demo_source
+    from .instance import ensure_dagster_home
+
+    home = platform_home()
+    os.environ.setdefault("SYNC_PLATFORM_HOME", str(home))
+    source = home / "demo" / "source.db"
+    if not source.exists() or args.reseed:
+        counts = seed_demo_source(source)
+        print(f"seeded demo source {source}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    dagster_home = ensure_dagster_home()
+    rows = run_task_jobs(DEMO_CONFIG)
+    print()
+    print(_table(["task", "table", "rows exported", "rows imported", "check", "seconds", "run"], rows))
+    print(
+        f"\nsource:    {source}\ntarget:    {home / 'demo' / 'warehouse.db'}\nexports:   {home / 'demo' / 'exports'}"
+        f"\ninstance:  DAGSTER_HOME={dagster_home}\nUI:        sync-platform ui   (then open http://127.0.0.1:3000)"
+    )
+    return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
+
+
+def cmd_ui(args) -> int:
+    from .instance import ensure_dagster_home
+
+    os.environ.setdefault("SYNC_PLATFORM_HOME", str(platform_home()))
+    if args.config:
+        os.environ["SYNC_PLATFORM_CONFIG"] = str(Path(args.config).resolve())
+    home = ensure_dagster_home()
+    print(f"DAGSTER_HOME={home}; config {default_config_path()}", flush=True)
+    command = ["dagster", "dev", "-m", "sync_platform.definitions", "-h", args.host, "-p", str(args.port)]
+    os.execvp(command[0], command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sync-platform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="check a configuration file; exit 1 with every problem found")
+    validate.add_argument("path", nargs="?", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    validate.add_argument("--connect", action="store_true", help="also reach every datasource, table and store")
+    validate.set_defaults(func=cmd_validate)
+
+    demo = sub.add_parser("demo", help="seed the demo source and run the demo tasks through Dagster")
+    demo.add_argument("--reseed", action="store_true", help="regenerate the demo source database")
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI on the same instance the CLI uses")
+    ui.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

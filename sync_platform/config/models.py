@@ -1,0 +1,197 @@
+"""The operators' configuration as typed models: datasources, S3 configs and sync tasks.
+
+Field names and defaults follow the product spec (run_config's 19 keys keep the spec's names).
+Cross references (datasource ids, s3_config_id) are checked by `SyncConfig` so an error can name
+the task, the field and the ids that exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ..engine.columns import TableName
+
+TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+# hashdiff's defaults when the spec's "no default" leaves them unset.
+DEFAULT_BISECTION_FACTOR = 32
+DEFAULT_BISECTION_THRESHOLD = 16384
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Datasource(Model):
+    """A database, by SQLAlchemy URL: sqlite:///path.db or postgresql://user:${PASSWORD}@host/db."""
+
+    url: SecretStr
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: SecretStr) -> SecretStr:
+        from ..engine.dialects import DIALECTS, url_scheme
+
+        scheme = url_scheme(url.get_secret_value())
+        if scheme not in DIALECTS:
+            raise ValueError(f"unsupported URL scheme {scheme!r}; valid schemes: {', '.join(sorted(DIALECTS))}")
+        return url
+
+
+class LocalStoreConfig(Model):
+    """A local folder holding export files (the embedded default)."""
+
+    type: Literal["local"]
+    path: str
+
+
+class S3StoreConfig(Model):
+    """An S3 connection config of the spec: endpoint, region, default bucket, credentials."""
+
+    type: Literal["s3"] = "s3"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    bucket: str
+    prefix: str = ""
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    path_style: bool = True  # path-style addressing works with every S3-compatible endpoint
+
+    @model_validator(mode="after")
+    def _both_keys_or_none(self) -> S3StoreConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (to use the AWS default chain)")
+        return self
+
+
+StoreConfig = Annotated[LocalStoreConfig | S3StoreConfig, Field(discriminator="type")]
+
+
+class RunConfig(Model):
+    """The spec's 19 run configuration keys, with the spec's defaults."""
+
+    key_columns: list[str] | None = None
+    extra_columns: list[str] | None = None
+    algorithm: Literal["md5diff", "hashdiff", "countdiff"] = "md5diff"
+    limit: int = Field(1000, ge=1, le=1000)
+    threads: int = Field(1, ge=1)
+    bisection_threshold: int | None = Field(None, ge=2)
+    bisection_factor: int | None = Field(None, ge=2)
+    verbose: bool = False
+    s3_config_id: str | None = None
+    s3_config_bucket: str | None = None
+    mppsql_server_name: str | None = None
+    export_batch_rows: int = Field(100_000, ge=1)
+    batch_parallel_size: int = Field(5, ge=1)
+    batch_file_format: Literal["csv", "parquet"] = "csv"
+    heartbeat_timeout: int = Field(60, ge=1)
+    export_compress_parallel: int = Field(5, ge=1)
+    enable_pk_duplicate_detect: bool = True
+    source_timezone: str = "Asia/Shanghai"
+    import_order_by: str | None = None
+
+    @field_validator("key_columns", "extra_columns", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        if isinstance(value, str):  # the spec's UI takes "a, b"
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("source_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except Exception:
+            close = sorted(z for z in available_timezones() if value.lower().split("/")[-1] in z.lower())[:5]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai or UTC{hint}") from None
+        return value
+
+    @field_validator("import_order_by")
+    @classmethod
+    def _order_by_shape(cls, value: str | None) -> str | None:
+        if value is not None and (";" in value or not value.strip()):
+            raise ValueError("import_order_by is an ORDER BY list such as 'l_shipdate, l_orderkey desc'")
+        return value
+
+    @model_validator(mode="after")
+    def _factor_below_threshold(self) -> RunConfig:
+        factor = self.bisection_factor or DEFAULT_BISECTION_FACTOR
+        threshold = self.bisection_threshold or DEFAULT_BISECTION_THRESHOLD
+        if factor >= threshold:
+            raise ValueError(
+                f"bisection_factor ({factor}) must be less than bisection_threshold ({threshold})"
+            )
+        return self
+
+
+class TableRef(Model):
+    datasource: str
+    table: str
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        TableName.parse(value)
+        return value
+
+    @property
+    def table_name(self) -> TableName:
+        return TableName.parse(self.table)
+
+
+class StoreRef(Model):
+    """Where a task's export files go: an S3 config id (or local store id) and a bucket override."""
+
+    s3_config_id: str | None = None
+    s3_config_bucket: str | None = None
+    csv_compression: Literal["zstd", "gzip"] = "zstd"
+
+
+class TableToTableTask(Model):
+    name: str
+    type: Literal["table_to_table"]
+    description: str = ""
+    source: TableRef
+    target: TableRef
+    store: StoreRef = StoreRef()
+    run_config: RunConfig = RunConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, value: str) -> str:
+        if not TASK_NAME.match(value):
+            raise ValueError(
+                f"task name {value!r} must start with a letter and hold only letters, digits and '_' "
+                "(it becomes a Dagster job and asset key)"
+            )
+        return value
+
+    @property
+    def s3_config_id(self) -> str | None:
+        return self.store.s3_config_id or self.run_config.s3_config_id
+
+    @property
+    def s3_config_bucket(self) -> str | None:
+        return self.store.s3_config_bucket or self.run_config.s3_config_bucket
+
+
+Task = Annotated[TableToTableTask, Field(discriminator="type")]
+
+
+class SyncConfig(Model):
+    datasources: dict[Annotated[str, Field(pattern=ID_PATTERN)], Datasource] = {}
+    s3_configs: dict[Annotated[str, Field(pattern=ID_PATTERN)], StoreConfig] = {}
+    tasks: list[Task] = []
+
+    def task(self, name: str) -> TableToTableTask:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(f"no task {name!r}; tasks are {[t.name for t in self.tasks]}")

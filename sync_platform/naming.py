@@ -1,0 +1,39 @@
+"""Every Dagster name derives from here: asset keys, groups, checks, jobs (and later schedules).
+
+Layout, for task `orders_copy` copying `orders` into `dw_orders`:
+    export asset     orders_copy/export/orders       (the files in the store)
+    imported asset   orders_copy/dw_orders           (the target table)
+    check            data_diff on the imported asset
+    job              orders_copy_sync
+    group            orders_copy
+"""
+
+from __future__ import annotations
+
+import re
+
+from dagster import AssetKey
+
+DATA_DIFF_CHECK = "data_diff"
+RESOURCE_KEY = "sync"
+
+
+def key_part(name: str) -> str:
+    """A table name made safe for an asset key part (schema dots and spaces become '_')."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def group_name(task: str) -> str:
+    return task
+
+
+def export_asset_key(task: str, source_table: str) -> AssetKey:
+    return AssetKey([task, "export", key_part(source_table)])
+
+
+def imported_asset_key(task: str, target_table: str) -> AssetKey:
+    return AssetKey([task, key_part(target_table)])
+
+
+def job_name(task: str) -> str:
+    return f"{task}_sync"
