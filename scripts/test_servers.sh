@@ -26,23 +26,47 @@ up() {
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
       -o "-p $PG_PORT -k $pgdata -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
   fi
-  # moto's server: real S3 over HTTP on loopback.
+  # moto's server: real S3 over HTTP on loopback, with authentication on, so that wrong
+  # credentials fail as they would on AWS. Its first INITIAL_NO_AUTH_ACTION_COUNT requests are
+  # unauthenticated: exactly the IAM calls below that create the test users and their keys.
   if ! { [ -f "$STATE_DIR/moto.pid" ] && kill -0 "$(cat "$STATE_DIR/moto.pid")" 2>/dev/null; }; then
-    setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$STATE_DIR/moto.log" 2>&1 &
+    rm -f "$STATE_DIR/s3.env"
+    INITIAL_NO_AUTH_ACTION_COUNT=5 setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
+      >"$STATE_DIR/moto.log" 2>&1 &
     echo $! >"$STATE_DIR/moto.pid"
-    for _ in $(seq 50); do
-      curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.2
+    for _ in $(seq 100); do
+      curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/data.json" && break; sleep 0.2
     done
   fi
+  [ -f "$STATE_DIR/s3.env" ] || "$PY" - "$S3_PORT" >"$STATE_DIR/s3.env" <<'PY'
+import json, sys, boto3
+iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
+                   aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+iam.create_user(UserName="sync-tests")                                    # 1
+key = iam.create_access_key(UserName="sync-tests")["AccessKey"]          # 2
+iam.put_user_policy(UserName="sync-tests", PolicyName="s3", PolicyDocument=json.dumps(policy))  # 3
+iam.create_user(UserName="no-permissions")                               # 4
+denied = iam.create_access_key(UserName="no-permissions")["AccessKey"]   # 5
+print(f"export SYNC_TEST_S3_KEY_ID={key['AccessKeyId']}")
+print(f"export SYNC_TEST_S3_SECRET={key['SecretAccessKey']}")
+print(f"export SYNC_TEST_S3_DENIED_KEY_ID={denied['AccessKeyId']}")
+print(f"export SYNC_TEST_S3_DENIED_SECRET={denied['SecretAccessKey']}")
+PY
   cat >"$STATE_DIR/env" <<ENV
 export SYNC_TEST_PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres
 export SYNC_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
 ENV
+  cat "$STATE_DIR/s3.env" >>"$STATE_DIR/env"
   echo "servers up; source $STATE_DIR/env"
 }
 
 down() {
-  [ -f "$STATE_DIR/moto.pid" ] && kill "$(cat "$STATE_DIR/moto.pid")" 2>/dev/null || true
+  if [ -f "$STATE_DIR/moto.pid" ]; then
+    local pid; pid="$(cat "$STATE_DIR/moto.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   if [ -f "$STATE_DIR/pgdata/PG_VERSION" ]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$STATE_DIR/pgdata" -m fast stop >/dev/null 2>&1 || true
   fi

@@ -1,0 +1,101 @@
+"""Fixtures for real servers. PostgreSQL and S3 tests skip only when their URL is absent;
+scripts/test_servers.sh (run by .ci/run) always provides them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+PG_URL = os.environ.get("SYNC_TEST_PG_URL")
+S3_ENDPOINT = os.environ.get("SYNC_TEST_S3_ENDPOINT")
+
+needs_postgres = pytest.mark.skipif(not PG_URL, reason="SYNC_TEST_PG_URL is not set (scripts/test_servers.sh up)")
+needs_s3 = pytest.mark.skipif(not S3_ENDPOINT, reason="SYNC_TEST_S3_ENDPOINT is not set (scripts/test_servers.sh up)")
+
+# The S3 endpoint authenticates (scripts/test_servers.sh creates these users' keys).
+S3_KEY_ID = os.environ.get("SYNC_TEST_S3_KEY_ID", "")
+S3_SECRET = os.environ.get("SYNC_TEST_S3_SECRET", "")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own platform home and Dagster instance folder."""
+    monkeypatch.setenv("SYNC_PLATFORM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test."""
+    if not PG_URL:
+        pytest.skip("SYNC_TEST_PG_URL is not set")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def s3_client():
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=S3_ENDPOINT, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
+        aws_secret_access_key=S3_SECRET, config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@pytest.fixture
+def s3_bucket():
+    """A fresh bucket on the S3 endpoint."""
+    if not S3_ENDPOINT:
+        pytest.skip("SYNC_TEST_S3_ENDPOINT is not set")
+    name = f"sync-{uuid.uuid4().hex[:12]}"
+    s3_client().create_bucket(Bucket=name)
+    return name
+
+
+def s3_store_config(bucket: str, **overrides) -> dict:
+    return {
+        "type": "s3", "endpoint_url": S3_ENDPOINT, "region": "us-east-1", "bucket": bucket, "prefix": "exports",
+        "access_key_id": "${TEST_S3_KEY_ID}", "secret_access_key": "${TEST_S3_SECRET}", **overrides,
+    }
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch):
+    monkeypatch.setenv("TEST_S3_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("TEST_S3_SECRET", S3_SECRET)
+
+
+def write_config(path: Path, datasources: dict, stores: dict, tasks: list[dict]) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {"datasources": {k: {"url": v} for k, v in datasources.items()}, "s3_configs": stores, "tasks": tasks},
+            sort_keys=False,
+        )
+    )
+    return path
+
+
+def table_task(name: str, source: tuple[str, str], target: tuple[str, str], store: str, **run_config) -> dict:
+    return {
+        "name": name, "type": "table_to_table",
+        "source": {"datasource": source[0], "table": source[1]},
+        "target": {"datasource": target[0], "table": target[1]},
+        "store": {"s3_config_id": store},
+        "run_config": run_config,
+    }

@@ -1,0 +1,224 @@
+"""Exactly-once imports: a re-run replaces, a failure, a termination or a killed process leaves the
+target as it was, and readers never see a mix of old and new rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+from sync_platform.config import load_config
+from sync_platform.engine import TableName, dialect_for
+from sync_platform.engine.errors import ExportIncomplete
+from sync_platform.engine.stores import LocalStore
+from sync_platform.platform import Platform
+
+from .conftest import table_task, write_config
+
+
+def _numbers_table(url: str, name: str, rows: int, label: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {name} (id bigint PRIMARY KEY, label text, pad text)")
+        conn.execute(f"TRUNCATE {name}")
+        conn.execute(
+            f"INSERT INTO {name} SELECT g, %s || g, repeat('x', 50) FROM generate_series(1, %s) g", (label, rows)
+        )
+
+
+def _pg_rows(url: str, name: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"SELECT id, label, pad FROM {name} ORDER BY id").fetchall()
+
+
+def _platform(tmp_path, source_url: str, target_url: str, **run_config) -> Platform:
+    config = write_config(
+        tmp_path / "sync.yaml",
+        {"src": source_url, "dst": target_url},
+        {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        [table_task("copy", ("src", "source_rows"), ("dst", "target_rows"), "exports", **run_config)],
+    )
+    return Platform(load_config(config))
+
+
+def test_rerun_leaves_exactly_one_copy(pg_url, tmp_path):
+    _numbers_table(pg_url, "source_rows", 1000, "v1-")
+    platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=300)
+    table = platform.table_sync("copy")
+    for _ in range(3):
+        platform.export(table)
+        platform.load(table)
+    assert _pg_rows(pg_url, "target_rows") == _pg_rows(pg_url, "source_rows")
+    # The source changes; the next run replaces the whole target, no stale or doubled rows.
+    _numbers_table(pg_url, "source_rows", 700, "v2-")
+    platform.export(table)
+    platform.load(table)
+    assert _pg_rows(pg_url, "target_rows") == _pg_rows(pg_url, "source_rows")
+    assert len(LocalStore(tmp_path / "exports").list("copy/source_rows/full")) == 3 + 1  # stale 4th part removed
+
+
+def test_sqlite_rerun_leaves_exactly_one_copy(tmp_path):
+    src = f"sqlite:///{tmp_path}/src.db"
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE source_rows (id INTEGER PRIMARY KEY, label TEXT, pad TEXT)")
+    conn.executemany("INSERT INTO source_rows VALUES (?, ?, ?)", [(i, f"r{i}", "x") for i in range(1, 501)])
+    conn.commit()
+    platform = _platform(tmp_path, src, f"sqlite:///{tmp_path}/dst.db", export_batch_rows=100)
+    table = platform.table_sync("copy")
+    for _ in range(2):
+        platform.export(table)
+        platform.load(table)
+    rows = sqlite3.connect(tmp_path / "dst.db").execute("SELECT * FROM target_rows ORDER BY id").fetchall()
+    assert rows == [(i, f"r{i}", "x") for i in range(1, 501)]
+
+
+class _InterruptingStore(LocalStore):
+    """Raises `error` when the import fetches its `after`-th file (a termination mid-import)."""
+
+    def __init__(self, root, error: BaseException, after: int):
+        super().__init__(root)
+        self.error, self.after, self.fetched = error, after, 0
+
+    def get(self, key):
+        if key.rsplit("/", 1)[-1].startswith("part-"):
+            self.fetched += 1
+            if self.fetched > self.after:
+                raise self.error
+        return super().get(key)
+
+
+@pytest.mark.parametrize("target", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("store failed")], ids=["terminated", "failed"])
+def test_interrupted_import_leaves_target_as_it_was(target, error, pg_url, tmp_path, monkeypatch):
+    _numbers_table(pg_url, "source_rows", 5000, "new-")
+    target_url = pg_url if target == "postgresql" else f"sqlite:///{tmp_path}/dst.db"
+    platform = _platform(tmp_path, pg_url, target_url, export_batch_rows=500)
+    table = platform.table_sync("copy")
+    # Old content: a first full sync of different rows.
+    _numbers_table(pg_url, "source_rows", 300, "old-")
+    platform.export(table)
+    platform.load(table)
+    dialect = dialect_for(target_url)
+    old = [r for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows"))) for r in b.to_pylist()]
+    _numbers_table(pg_url, "source_rows", 5000, "new-")
+    platform.export(table)
+
+    store = _InterruptingStore(tmp_path / "exports", error, after=4)
+    monkeypatch.setattr(platform, "store", lambda _table: store)
+    with pytest.raises(type(error)):
+        platform.load(table)
+    after = [r for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows"))) for r in b.to_pylist()]
+    assert after == old and len(after) == 300
+
+
+def test_corrupted_export_file_is_refused_before_loading(pg_url, tmp_path):
+    _numbers_table(pg_url, "source_rows", 1000, "v-")
+    platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=400)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    part = tmp_path / "exports" / "copy" / "source_rows" / "full" / "part-00001.csv.zst"
+    part.write_bytes(part.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(ExportIncomplete, match="does not match its manifest"):
+        platform.load(table)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('target_rows')").fetchone()[0] is None  # not even created
+
+
+class _SlowStore(LocalStore):
+    def __init__(self, root, gate: threading.Event):
+        super().__init__(root)
+        self.gate = gate
+
+    def get(self, key):
+        if key.endswith("part-00002.csv.zst"):
+            self.gate.wait(30)
+        return super().get(key)
+
+
+def test_readers_see_old_rows_until_commit(pg_url, tmp_path, monkeypatch):
+    _numbers_table(pg_url, "source_rows", 200, "old-")
+    platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=100)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    platform.load(table)
+    _numbers_table(pg_url, "source_rows", 1000, "new-")
+    platform.export(table)
+
+    gate = threading.Event()
+    store = _SlowStore(tmp_path / "exports", gate)
+    monkeypatch.setattr(platform, "store", lambda _table: store)
+    loader = threading.Thread(target=platform.load, args=(table,))
+    loader.start()
+    try:
+        # Wait until the import has deleted the old rows and copied its first files (uncommitted).
+        deadline = time.monotonic() + 20
+        with psycopg.connect(pg_url, autocommit=True) as watcher:
+            while time.monotonic() < deadline:
+                busy = watcher.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname = 'target_rows' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()"
+                ).fetchone()[0]
+                if busy:
+                    break
+                time.sleep(0.05)
+            assert busy, "the import never started writing"
+            labels = watcher.execute("SELECT count(*), min(label) FROM target_rows").fetchone()
+            assert labels == (200, "old-1")  # all old rows, no new one
+    finally:
+        gate.set()
+        loader.join(30)
+    assert _pg_rows(pg_url, "target_rows") == _pg_rows(pg_url, "source_rows")
+
+
+_KILLABLE_IMPORT = """
+import sys
+from sync_platform.config import load_config
+from sync_platform.platform import Platform
+platform = Platform(load_config(sys.argv[1]))
+platform.load(platform.table_sync("copy"))
+"""
+
+
+def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
+    _numbers_table(pg_url, "source_rows", 500, "old-")
+    platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=20000)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    platform.load(table)
+    old = _pg_rows(pg_url, "target_rows")
+    _numbers_table(pg_url, "source_rows", 600_000, "new-")
+    platform.export(table)
+
+    process = subprocess.Popen([sys.executable, "-c", _KILLABLE_IMPORT, str(tmp_path / "sync.yaml")], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(pg_url, autocommit=True) as watcher:
+            copying = False
+            while time.monotonic() < deadline and process.poll() is None:
+                copying = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"target_rows\"%%' AND state = 'active'"
+                ).fetchone()[0] > 0
+                if copying:
+                    break
+                time.sleep(0.01)
+        assert copying, "the import finished or failed before it could be killed mid-COPY"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # The server notices the dropped connection and rolls the transaction back.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"target_rows\"%%'").fetchone()[0]:
+                break
+        time.sleep(0.1)
+    assert _pg_rows(pg_url, "target_rows") == old
