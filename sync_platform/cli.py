@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -117,7 +118,9 @@ def cmd_ui(args) -> int:
         os.environ["SYNC_PLATFORM_CONFIG"] = str(Path(args.config).resolve())
     home = ensure_dagster_home()
     print(f"DAGSTER_HOME={home}; config {default_config_path()}", flush=True)
-    command = ["dagster", "dev", "-m", "sync_platform.definitions", "-h", args.host, "-p", str(args.port)]
+    # The dagster command installed beside this interpreter (a venv need not be on PATH).
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    command = [dagster, "dev", "-m", "sync_platform.definitions", "-h", args.host, "-p", str(args.port)]
     os.execvp(command[0], command)
 
 

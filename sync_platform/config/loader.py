@@ -85,7 +85,8 @@ def _message(error: dict, model_fields: dict[str, list[str]]) -> str:
         valid = model_fields.get(parent, [])
         return f"unknown field {loc[-1]!r}; valid fields: {', '.join(valid)}"
     if kind == "union_tag_invalid":
-        return f"{error['msg']}"
+        ctx = error["ctx"]
+        return f"unknown value {ctx['tag']!r}; valid values: {ctx['expected_tags'].replace(chr(39), '')}"
     if kind in ("missing",):
         return "is required"
     text = error["msg"].removeprefix("Value error, ")
@@ -169,7 +170,9 @@ def load_config(path: str | os.PathLike) -> SyncConfig:
         config = SyncConfig.model_validate(data)
     except ValidationError as error:
         fields = _field_names()
-        problems += [f"{_describe(e['loc'], raw)}: {_message(e, fields)}" for e in error.errors()]
+        for e in error.errors():
+            loc = e["loc"] + (e["ctx"]["discriminator"].strip("'"),) if e["type"] == "union_tag_invalid" else e["loc"]
+            problems.append(f"{_describe(loc, raw)}: {_message(e, fields)}")
         raise ConfigError(path, problems) from None
     problems += _cross_references(config)
     if problems:

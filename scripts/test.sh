@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite on a fresh Debian machine with Python 3.11:
+#   1. Debian packages the tests need (PostgreSQL server, Chromium for the UI test, curl)
+#   2. the virtualenv .venv with the project and its test extras
+#   3. the real servers (scripts/test_servers.sh: PostgreSQL, S3 endpoint), stopped on exit
+#   4. pytest, with any arguments given to this script
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+id postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+
+bash scripts/test_servers.sh up
+trap 'bash scripts/test_servers.sh down' EXIT
+# shellcheck disable=SC1091
+source .test-servers/env
+
+.venv/bin/python -m pytest "$@"

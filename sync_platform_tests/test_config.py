@@ -1,0 +1,128 @@
+"""Configuration errors name the file, the task, the field and the valid values, before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from sync_platform.config import ConfigError, load_config
+from sync_platform.config.models import RunConfig
+
+from .conftest import table_task, write_config
+
+STORES = {"exports": {"type": "local", "path": "/tmp/unused"}}
+SOURCES = {"src": "sqlite:///src.db", "dst": "sqlite:///dst.db"}
+
+
+def _problems(tmp_path, tasks, datasources=SOURCES, stores=STORES) -> list[str]:
+    path = write_config(tmp_path / "sync.yaml", datasources, stores, tasks)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
+    return caught.value.problems
+
+
+def test_defaults_are_the_specs():
+    rc = RunConfig()
+    assert (rc.algorithm, rc.limit, rc.threads, rc.verbose) == ("md5diff", 1000, 1, False)
+    assert (rc.export_batch_rows, rc.batch_parallel_size, rc.batch_file_format) == (100_000, 5, "csv")
+    assert (rc.heartbeat_timeout, rc.export_compress_parallel, rc.enable_pk_duplicate_detect) == (60, 5, True)
+    assert rc.source_timezone == "Asia/Shanghai"
+    assert len(RunConfig.model_fields) == 19
+
+
+@pytest.mark.parametrize(
+    "run_config, field, expected",
+    [
+        ({"limit": 0}, "run_config.limit", "greater than or equal to 1"),
+        ({"limit": 1001}, "run_config.limit", "less than or equal to 1000"),
+        ({"algorithm": "sha1diff"}, "run_config.algorithm", "'md5diff', 'hashdiff' or 'countdiff'"),
+        ({"batch_file_format": "json"}, "run_config.batch_file_format", "'csv' or 'parquet'"),
+        ({"export_batch_rows": -5}, "run_config.export_batch_rows", "greater than or equal to 1"),
+        ({"export_compress_parallel": 0}, "run_config.export_compress_parallel", "greater than or equal to 1"),
+        ({"heartbeat_timeout": 0}, "run_config.heartbeat_timeout", "greater than or equal to 1"),
+        ({"source_timezone": "Asia/Shanghia"}, "run_config.source_timezone", "unknown time zone 'Asia/Shanghia'"),
+        ({"bisection_factor": 64, "bisection_threshold": 64}, "run_config", "bisection_factor (64) must be less than bisection_threshold (64)"),
+        ({"bisection_factor": 20000}, "run_config", "must be less than bisection_threshold (16384)"),
+        ({"limt": 5}, "run_config.limt", "unknown field 'limt'; valid fields: key_columns, extra_columns, algorithm, limit"),
+        ({"import_order_by": "a; drop table x"}, "run_config.import_order_by", "ORDER BY list"),
+    ],
+)
+def test_invalid_run_config_is_named(tmp_path, run_config, field, expected):
+    problems = _problems(tmp_path, [table_task("orders_copy", ("src", "a"), ("dst", "b"), "exports", **run_config)])
+    assert len(problems) == 1
+    assert problems[0].startswith(f"task 'orders_copy' (tasks[0]): {field}: ")
+    assert expected in problems[0]
+
+
+def test_unknown_datasource_lists_valid_ids(tmp_path):
+    problems = _problems(tmp_path, [table_task("t1", ("srcx", "a"), ("dst", "b"), "exports")])
+    assert problems == ["task 't1' (tasks[0]): source.datasource: unknown datasource 'srcx'; valid values: dst, src"]
+
+
+def test_unknown_store_and_duplicate_names(tmp_path):
+    problems = _problems(
+        tmp_path,
+        [table_task("t1", ("src", "a"), ("dst", "b"), "nope"), table_task("t1", ("src", "a"), ("dst", "b"), "exports")],
+    )
+    assert "task 't1' (tasks[0]): store.s3_config_id: unknown S3 config 'nope'; valid values: exports" in problems
+    assert "task 't1' (tasks[1]): name: duplicate task name; task names must be unique" in problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    problems = _problems(
+        tmp_path,
+        [
+            table_task("bad name", ("src", "a"), ("dst", "b"), "exports"),
+            {**table_task("t2", ("src", "a"), ("dst", "b"), "exports"), "type": "tabel_to_table"},
+        ],
+        datasources={"src": "oracle://x", "dst": "sqlite:///d.db"},
+    )
+    joined = "\n".join(problems)
+    assert "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: postgres, postgresql, sqlite" in joined
+    assert "task 'bad name' (tasks[0]): name: task name 'bad name' must start with a letter" in joined
+    assert "task 't2' (tasks[1]): type: unknown value 'tabel_to_table'; valid values: table_to_table" in joined
+
+
+def test_missing_environment_variable_is_named_and_secret_values_never_shown(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAREHOUSE_PASSWORD", raising=False)
+    problems = _problems(
+        tmp_path,
+        [table_task("t1", ("src", "a"), ("dst", "b"), "exports")],
+        datasources={"src": "sqlite:///s.db", "dst": "postgresql://etl:${WAREHOUSE_PASSWORD}@db/dw"},
+    )
+    assert problems == ["datasources.dst.url: environment variable WAREHOUSE_PASSWORD is not set (referenced as ${WAREHOUSE_PASSWORD})"]
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cr3t-value")
+    config = load_config(tmp_path / "sync.yaml")
+    assert "s3cr3t-value" not in repr(config) and "s3cr3t-value" not in str(config.model_dump())
+    assert config.datasources["dst"].url.get_secret_value() == "postgresql://etl:s3cr3t-value@db/dw"
+
+
+def test_local_store_rejects_bucket_override(tmp_path):
+    task = table_task("t1", ("src", "a"), ("dst", "b"), "exports")
+    task["store"]["s3_config_bucket"] = "other"
+    assert _problems(tmp_path, [task]) == [
+        "task 't1' (tasks[0]): store.s3_config_bucket: a local store has no buckets; remove the override"
+    ]
+
+
+def test_validate_command_exit_codes(tmp_path):
+    good = write_config(tmp_path / "good.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports")])
+    bad = write_config(tmp_path / "bad.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports", limit=5000)])
+    ok = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK (1 tasks" in ok.stdout
+    failed = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(bad)], capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert f"1 problem(s) in {bad}" in failed.stderr
+    assert "task 't1' (tasks[0]): run_config.limit: Input should be less than or equal to 1000 (got 5000)" in failed.stderr
+
+
+def test_demo_config_is_valid():
+    from sync_platform.config import DEMO_CONFIG
+
+    config = load_config(DEMO_CONFIG)
+    assert [t.name for t in config.tasks] == ["demo_orders", "demo_lineitem", "demo_customers"]
+    assert yaml.safe_load(DEMO_CONFIG.read_text())["tasks"][0]["type"] == "table_to_table"

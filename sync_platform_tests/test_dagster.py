@@ -1,0 +1,105 @@
+"""The Dagster layer: names, kinds, metadata, the blocking data-diff check, and load-time errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import dagster as dg
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from sync_platform import naming
+from sync_platform.config import ConfigError
+from sync_platform.definitions import build_definitions
+
+from .conftest import table_task, write_config
+
+PASSWORD = "not-a-real-pw-7f3a"
+
+
+def _source(tmp_path, rows=250) -> str:
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total DECIMAL(10,2), note TEXT)")
+    conn.executemany("INSERT INTO orders VALUES (?, ?, ?)", [(i, f"{i}.25", f"n{i}") for i in range(rows)])
+    conn.commit()
+    return f"sqlite:///{tmp_path}/src.db"
+
+
+def _config(tmp_path, target_url) -> str:
+    return str(write_config(
+        tmp_path / "sync.yaml", {"src": _source(tmp_path), "dw": target_url},
+        {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        [{**table_task("orders_copy", ("src", "orders"), ("dw", "dw_orders"), "exports", export_batch_rows=100),
+          "description": "Orders to the warehouse"}],
+    ))
+
+
+def test_definitions_shape(tmp_path):
+    defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
+    export_key, imported_key = dg.AssetKey(["orders_copy", "export", "orders"]), dg.AssetKey(["orders_copy", "dw_orders"])
+    graph = defs.resolve_asset_graph()
+    assert set(graph.get_all_asset_keys()) == {export_key, imported_key}
+    assert graph.get(imported_key).parent_keys == {export_key}
+    assert {graph.get(k).group_name for k in (export_key, imported_key)} == {"orders_copy"}
+    assert graph.get(export_key).kinds == {"file", "csv"} and graph.get(imported_key).kinds == {"sqlite"}
+    check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
+    assert check_key in graph.asset_check_keys
+    assert graph.get_check_spec(check_key).blocking
+    assert defs.resolve_job_def("orders_copy_sync").description == "Orders to the warehouse"
+
+
+def test_job_run_records_metadata_and_never_secrets(tmp_path, pg_url):
+    target = make_url(pg_url).set(password=PASSWORD).render_as_string(hide_password=False)  # trust auth ignores it
+    defs = build_definitions(_config(tmp_path, target))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("orders_copy_sync").execute_in_process(instance=instance)
+        assert result.success
+        meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        assert meta["orders"]["rows"].value == 250 and meta["orders"]["files"].value == 3
+        assert meta["orders"]["bytes"].value > 0 and meta["orders"]["rows_per_s"].value > 0
+        assert meta["orders"]["location"].value == (tmp_path / "exports" / "orders_copy" / "orders" / "full").as_uri()
+        assert meta["dw_orders"]["dagster/row_count"].value == 250
+        [check] = result.get_asset_check_evaluations()
+        assert check.passed and check.metadata["source_rows"].value == check.metadata["target_rows"].value == 250
+        everything = " ".join(str(record) for record in instance.all_logs(result.run_id))
+        assert PASSWORD not in everything
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*), sum(total) FROM dw_orders").fetchone() == (250, sum(i + 0.25 for i in range(250)))
+
+
+def test_data_diff_check_fails_as_error_when_rows_differ(tmp_path):
+    defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def("orders_copy_sync").execute_in_process(instance=instance).success
+        conn = sqlite3.connect(tmp_path / "dw.db")
+        conn.execute("DELETE FROM dw_orders WHERE id < 3")
+        conn.commit()
+        check_key = dg.AssetCheckKey(dg.AssetKey(["orders_copy", "dw_orders"]), naming.DATA_DIFF_CHECK)
+        check_only = dg.Definitions(
+            assets=defs.assets, asset_checks=defs.asset_checks, resources=defs.resources,
+            jobs=[dg.define_asset_job("check_only", selection=dg.AssetSelection.checks(check_key))],
+        )
+        result = check_only.resolve_job_def("check_only").execute_in_process(instance=instance, raise_on_error=False)
+        [check] = result.get_asset_check_evaluations()
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        assert (check.metadata["source_rows"].value, check.metadata["target_rows"].value) == (250, 247)
+        assert check.metadata["difference"].value == -3
+
+
+def test_config_error_fails_code_location_load_naming_the_task(tmp_path):
+    bad = write_config(
+        tmp_path / "bad.yaml", {"src": "sqlite:///a.db"}, {"exports": {"type": "local", "path": "/tmp/x"}},
+        [table_task("orders_copy", ("src", "orders"), ("warehouse", "dw_orders"), "exports")],
+    )
+    with pytest.raises(ConfigError, match=r"task 'orders_copy' \(tasks\[0\]\): target.datasource: unknown datasource 'warehouse'"):
+        build_definitions(bad)
+    # The same error when Dagster loads the code location.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sync_platform.definitions"], capture_output=True, text=True,
+        env={**__import__("os").environ, "SYNC_PLATFORM_CONFIG": str(bad)},
+    )
+    assert loaded.returncode != 0
+    assert "target.datasource: unknown datasource 'warehouse'; valid values: src" in loaded.stderr

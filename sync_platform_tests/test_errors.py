@@ -1,0 +1,92 @@
+"""Bad inputs at run time give clear errors, raised before anything is written, without secrets."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from sync_platform.config import load_config
+from sync_platform.engine.errors import DatabaseUnreachable, TableNotFound
+from sync_platform.engine.stores import StoreError
+from sync_platform.platform import Platform
+
+from .conftest import S3_KEY_ID, s3_store_config, table_task, write_config
+
+
+def _sqlite_source(tmp_path) -> str:
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT)")
+    conn.executemany("INSERT INTO orders VALUES (?, ?)", [(i, f"n{i}") for i in range(10)])
+    conn.commit()
+    return f"sqlite:///{tmp_path}/src.db"
+
+
+def _platform(tmp_path, source, target, store, table="orders") -> Platform:
+    path = write_config(
+        tmp_path / "sync.yaml", {"src": source, "dst": target}, {"exports": store},
+        [table_task("copy", ("src", table), ("dst", "orders_copy"), "exports")],
+    )
+    return Platform(load_config(path))
+
+
+def test_missing_source_table_writes_nothing(tmp_path):
+    platform = _platform(
+        tmp_path, _sqlite_source(tmp_path), f"sqlite:///{tmp_path}/dst.db",
+        {"type": "local", "path": str(tmp_path / "exports")}, table="ordres",
+    )
+    with pytest.raises(TableNotFound, match=r"table ordres does not exist in SQLite database .*src\.db"):
+        platform.export(platform.table_sync("copy"))
+    assert not (tmp_path / "exports").exists()
+
+
+def test_unreachable_database_is_named_without_password(tmp_path):
+    # A port nothing listens on; the password must not leak into the message.
+    platform = _platform(
+        tmp_path, "postgresql://etl:hunter2-secret@127.0.0.1:9/dw", f"sqlite:///{tmp_path}/dst.db",
+        {"type": "local", "path": str(tmp_path / "exports")},
+    )
+    with pytest.raises(DatabaseUnreachable) as caught:
+        platform.export(platform.table_sync("copy"))
+    message = str(caught.value)
+    assert "cannot connect to PostgreSQL postgresql+psycopg://etl:***@127.0.0.1:9/dw" in message or \
+        "cannot connect to PostgreSQL postgresql://etl:***@127.0.0.1:9/dw" in message
+    assert "hunter2-secret" not in message
+    assert not (tmp_path / "exports").exists()
+
+
+@pytest.mark.parametrize(
+    "override, cause",
+    [
+        ({"access_key_id": "AKIAWRONGKEY"}, "the access key id is not known to the endpoint (bad credentials)"),
+        ({"secret_access_key": "wrong-secret"}, "the secret access key is wrong (bad credentials)"),
+        ({"bucket": "no-such-bucket-here"}, "bucket 'no-such-bucket-here' does not exist"),
+    ],
+    ids=["bad-key-id", "bad-secret", "missing-bucket"],
+)
+def test_wrong_s3_settings_are_named(override, cause, tmp_path, s3_bucket, s3_credentials):
+    store = {**s3_store_config(s3_bucket), **override}
+    platform = _platform(tmp_path, _sqlite_source(tmp_path), f"sqlite:///{tmp_path}/dst.db", store)
+    with pytest.raises(StoreError) as caught:
+        platform.export(platform.table_sync("copy"))
+    assert cause in str(caught.value)
+    assert "wrong-secret" not in str(caught.value)
+
+
+def test_s3_bucket_override_is_used(tmp_path, s3_bucket, s3_credentials):
+    from .conftest import s3_client
+
+    other = f"{s3_bucket}-other"
+    s3_client().create_bucket(Bucket=other)
+    path = write_config(
+        tmp_path / "sync.yaml", {"src": _sqlite_source(tmp_path), "dst": f"sqlite:///{tmp_path}/dst.db"},
+        {"exports": s3_store_config(s3_bucket)},
+        [{**table_task("copy", ("src", "orders"), ("dst", "orders_copy"), "exports"),
+          "store": {"s3_config_id": "exports", "s3_config_bucket": other}}],
+    )
+    platform = Platform(load_config(path))
+    result = platform.export(platform.table_sync("copy"))
+    assert result.location == f"s3://{other}/exports/copy/orders/full"
+    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=other)["Contents"]]
+    assert keys == ["exports/copy/orders/full/manifest.json", "exports/copy/orders/full/part-00000.csv.zst"]
+    assert S3_KEY_ID not in result.location

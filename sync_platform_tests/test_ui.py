@@ -1,0 +1,86 @@
+"""The Dagster UI, in a real browser (Debian's Chromium driven by Playwright), shows what the demo
+did: the task's assets, their successful run and the passing data-diff check."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo_ui(tmp_path):
+    """Run the demo, then `sync-platform ui` on its instance; yield the UI's base URL."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "SYNC_PLATFORM_CONFIG")}
+    env["SYNC_PLATFORM_HOME"] = str(tmp_path / "home")
+    command = shutil.which("sync-platform", path=str(Path(sys.executable).parent)) or "sync-platform"
+    subprocess.run([command, "demo"], check=True, capture_output=True, env=env, timeout=300)
+    port = _free_port()
+    # setsid + default signals: `dagster dev` started in the background otherwise ignores SIGTERM.
+    server = subprocess.Popen(
+        ["setsid", "env", "--default-signal=INT,TERM", command, "ui", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ui.log", "wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/server_info", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+                time.sleep(0.5)
+        yield base
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(60_000)
+
+        page.goto(f"{demo_ui}/runs")
+        for job in ("demo_orders_sync", "demo_lineitem_sync", "demo_customers_sync"):
+            expect(page.get_by_text(job).first).to_be_visible()
+        expect(page.get_by_text("Success").first).to_be_visible()
+
+        page.goto(f"{demo_ui}/assets/demo_orders/orders?view=checks")
+        expect(page.get_by_text("data_diff").first).to_be_visible()
+        expect(page.get_by_text("Passed").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "checks.png"))
+
+        page.goto(f"{demo_ui}/assets/demo_lineitem/lineitem")
+        expect(page.get_by_text(re.compile(r"59,?928")).first).to_be_visible()  # the imported row count
+        page.screenshot(path=str(tmp_path / "lineitem.png"))
+        browser.close()
