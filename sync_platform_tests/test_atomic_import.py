@@ -203,7 +203,7 @@ def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
             copying = False
             while time.monotonic() < deadline and process.poll() is None:
                 copying = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"target_rows\"%%' AND state = 'active'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%' AND state = 'active'"
                 ).fetchone()[0] > 0
                 if copying:
                     break
@@ -218,7 +218,7 @@ def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"target_rows\"%%'").fetchone()[0]:
+            if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%'").fetchone()[0]:
                 break
         time.sleep(0.1)
     assert _pg_rows(pg_url, "target_rows") == old

@@ -3,6 +3,7 @@ format and each store. Target rows are read back with the target database's own 
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from sync_platform.config import load_config
@@ -102,3 +103,39 @@ def test_target_table_gets_mapped_types(pg_url, tmp_path):
         "tstz": "timestamp(6) with time zone", "b": "boolean", "by": "bytea",
     }
     assert primary_key == [("id",)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("unbounded_numeric", [False, True], ids=["binary-copy", "text-copy"])
+def test_postgres_specific_types_round_trip(fmt, unbounded_numeric, pg_url, tmp_path):
+    """uuid, jsonb, time, real and numerics of every size, through both PostgreSQL load paths."""
+    extra = ", big numeric" if unbounded_numeric else ""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            f"CREATE TABLE special (id int PRIMARY KEY, u uuid, j jsonb, tm time, r real, wide numeric(30,10), "
+            f"tiny numeric(3,0){extra})"
+        )
+        conn.execute(
+            "INSERT INTO special VALUES "
+            f"(1, 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{{\"k\": [1, \"x\"]}}', '23:59:59.999999', 3.25, "
+            f"'-12345678901234567890.0123456789', -999{', 1.5e20' if unbounded_numeric else ''}),"
+            f"(2, NULL, NULL, NULL, NULL, NULL, NULL{', -0.000001' if unbounded_numeric else ''})"
+        )
+    config = write_config(
+        tmp_path / "sync.yaml", {"db": pg_url}, {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        [table_task("copy", ("db", "special"), ("db", "special_copy"), "exports", batch_file_format=fmt)],
+    )
+    platform = Platform(load_config(config))
+    table = platform.table_sync("copy")
+    platform.export(table)
+    platform.load(table)
+    assert dialect_for(pg_url).loads_csv_text(dialect_for(pg_url).reflect(TableName("special"))) is unbounded_numeric
+    with psycopg.connect(pg_url) as conn:
+        source = conn.execute("SELECT * FROM special ORDER BY id").fetchall()
+        copied = conn.execute("SELECT * FROM special_copy ORDER BY id").fetchall()
+        types = conn.execute(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'special_copy'::regclass AND attnum > 0 ORDER BY attnum"
+        ).fetchall()
+    assert copied == source
+    assert str(copied[0][1]) == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" and copied[0][2] == {"k": [1, "x"]}
+    assert [t[0] for t in types][:7] == ["integer", "uuid", "jsonb", "time(6) without time zone", "real", "numeric(30,10)", "numeric(3,0)"]

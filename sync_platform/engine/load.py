@@ -27,17 +27,21 @@ _PREFETCH_FILES = 2
 
 @dataclass(frozen=True)
 class VerifiedFile:
-    """An export file whose bytes matched the manifest."""
+    """An export file whose bytes matched the manifest (and, when the loader wants Arrow, its
+    batches decoded ahead by the prefetch thread so decoding overlaps the database's work)."""
 
     data: bytes
     rows: int
     fmt: FileFormat
     schema: TableSchema
+    decoded: tuple[pa.RecordBatch, ...] | None = None
 
     def csv_chunks(self) -> Iterator[bytes]:
         return self.fmt.csv_chunks(self.data, self.schema)
 
     def record_batches(self) -> Iterator[pa.RecordBatch]:
+        if self.decoded is not None:
+            return iter(self.decoded)
         return self.fmt.record_batches(self.data, self.schema)
 
 
@@ -48,22 +52,27 @@ class ImportResult:
     seconds: float
 
 
-def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema) -> VerifiedFile:
+def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema, decode: bool) -> VerifiedFile:
     key = f"{folder}/{entry.name}"
     data = store.get(key)
     if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
         raise ExportIncomplete(f"{store.url(key)} does not match its manifest (size or sha256): re-run the export")
-    return VerifiedFile(data=data, rows=entry.rows, fmt=format_for_file(entry.name), schema=schema)
+    fmt = format_for_file(entry.name)
+    decoded = tuple(fmt.record_batches(data, schema)) if decode else None
+    return VerifiedFile(data=data, rows=entry.rows, fmt=fmt, schema=schema, decoded=decoded)
 
 
-def _verified_files(store: ObjectStore, folder: str, manifest: Manifest) -> Iterator[VerifiedFile]:
+def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, decode: bool) -> Iterator[VerifiedFile]:
+    def fetch(entry: ExportFile):
+        return pool.submit(_fetch, store, folder, entry, manifest.schema, decode)
+
     with ThreadPoolExecutor(max_workers=_PREFETCH_FILES, thread_name_prefix="fetch") as pool:
-        pending = [pool.submit(_fetch, store, folder, entry, manifest.schema) for entry in manifest.files[:_PREFETCH_FILES]]
+        pending = [fetch(entry) for entry in manifest.files[:_PREFETCH_FILES]]
         for index in range(len(manifest.files)):
             current = pending.pop(0)
             following = index + _PREFETCH_FILES
             if following < len(manifest.files):
-                pending.append(pool.submit(_fetch, store, folder, manifest.files[following], manifest.schema))
+                pending.append(fetch(manifest.files[following]))
             try:
                 yield current.result()
             except GeneratorExit:
@@ -91,7 +100,6 @@ def import_export(
     started = time.monotonic()
     manifest = read_manifest(store, folder)
     check_target_columns(target, table, manifest.schema)
-    rows = target.replace_rows(
-        table, manifest.schema, _verified_files(store, folder, manifest), expected_rows=manifest.rows, where=where
-    )
+    files = _verified_files(store, folder, manifest, decode=not target.loads_csv_text(manifest.schema))
+    rows = target.replace_rows(table, manifest.schema, files, expected_rows=manifest.rows, where=where)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)

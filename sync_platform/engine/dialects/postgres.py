@@ -1,6 +1,7 @@
-"""PostgreSQL. Rows leave through ADBC (binary COPY decoded to Arrow in C++) and enter through
-psycopg's `COPY ... FROM STDIN (FORMAT csv)` fed with our CSV text, so no value passes through a
-Python object on either path."""
+"""PostgreSQL. Rows leave and enter through ADBC: binary COPY decoded to / encoded from Arrow in
+C++, so no value passes through a Python object on either path. Only a table with an unbounded
+`numeric` column (which no Arrow decimal type can hold exactly) loads through psycopg's text
+`COPY ... FROM STDIN (FORMAT csv)` fed with our CSV files."""
 
 from __future__ import annotations
 
@@ -33,9 +34,37 @@ _TYPE_SQL = {
     Kind.JSON: "jsonb",
 }
 
-# Types ADBC hands back as something other than their canonical Arrow type: selected as text and
-# cast in Arrow (decimals) or kept as text (uuid, json, unbounded numeric).
-_SELECTED_AS_TEXT = {Kind.DECIMAL, Kind.UUID, Kind.JSON}
+# Decimals of up to 18 digits travel as scaled bigints (numeric(15,2) 12.34 -> 1234): exact, and
+# ~10x cheaper to turn into Arrow decimals than the text ADBC gives for numeric.
+_MAX_SCALED_INT_PRECISION = 18
+
+
+def _scaled_decimal(column: Column) -> bool:
+    return column.kind is Kind.DECIMAL and column.precision is not None and column.precision <= _MAX_SCALED_INT_PRECISION
+
+
+def _decimal_from_scaled(array: pa.Array, decimal_type: pa.Decimal128Type) -> pa.Array:
+    """Reinterpret bigints holding value * 10^scale as decimals of that scale (no arithmetic)."""
+    unscaled = array.cast(pa.decimal128(19, 0))  # Arrow casts int64 only to precision >= 19; same bytes
+    return pa.Array.from_buffers(decimal_type, len(unscaled), unscaled.buffers(), null_count=unscaled.null_count)
+
+
+def _uuid_array(array: pa.Array) -> pa.Array:
+    storage = pa.array(
+        [None if v is None else bytes.fromhex(v.replace("-", "")) for v in array.to_pylist()], pa.binary(16)
+    )
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def _for_binary_copy(batch: pa.RecordBatch, schema: TableSchema) -> pa.RecordBatch:
+    """uuid and json travel as text in our files; PostgreSQL's binary COPY wants their own types."""
+    arrays = list(batch.columns)
+    for i, column in enumerate(schema.columns):
+        if column.kind is Kind.UUID:
+            arrays[i] = _uuid_array(arrays[i])
+        elif column.kind is Kind.JSON:
+            arrays[i] = pa.ExtensionArray.from_storage(pa.json_(), arrays[i])
+    return pa.RecordBatch.from_arrays(arrays, names=schema.names)
 
 
 def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
@@ -144,29 +173,45 @@ class PostgresDialect(Dialect):
         return _TYPE_SQL[column.kind]
 
     def select_expression(self, column: Column) -> str:
-        if column.kind in _SELECTED_AS_TEXT:
-            return f"{self.quote(column.name)}::text AS {self.quote(column.name)}"
-        return self.quote(column.name)
+        name = self.quote(column.name)
+        if _scaled_decimal(column):
+            return f"({name} * 1e{column.scale or 0})::bigint AS {name}" if column.scale else f"{name}::bigint AS {name}"
+        if column.kind in (Kind.DECIMAL, Kind.UUID, Kind.JSON):
+            return f"{name}::text AS {name}"
+        return name
 
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+    def _adbc(self):
         import adbc_driver_postgresql.dbapi as adbc
 
-        sql = self.select_sql(table, schema, where, order_by)
-        target = schema.arrow_schema
         try:
             conn = adbc.connect(self.libpq_uri)
         except Exception as error:  # ADBC raises its own OperationalError family
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL {self.display}: {error}") from None
         try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"SET TIME ZONE '{self.timezone}'")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        sql = self.select_sql(table, schema, where, order_by)
+        target = schema.arrow_schema
+        conn = self._adbc()
+        try:
             cursor = conn.cursor()
-            cursor.execute(f"SET TIME ZONE '{self.timezone}'")
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
             cursor.execute(sql)
             for batch in cursor.fetch_record_batch():
-                yield pa.RecordBatch.from_arrays(
-                    [array if array.type == field.type else array.cast(field.type) for array, field in zip(batch.columns, target)],
-                    schema=target,
-                )
+                arrays = []
+                for column, array, field in zip(schema.columns, batch.columns, target):
+                    if _scaled_decimal(column):
+                        array = _decimal_from_scaled(array, field.type)
+                    elif array.type != field.type:
+                        array = array.cast(field.type)
+                    arrays.append(array)
+                yield pa.RecordBatch.from_arrays(arrays, schema=target)
         finally:
             conn.close()
 
@@ -175,16 +220,84 @@ class PostgresDialect(Dialect):
             sql = f"SELECT count(*) FROM {self.qualified(table)}" + (f" WHERE {where}" if where else "")
             return conn.execute(sql).fetchone()[0]
 
+    def loads_csv_text(self, schema: TableSchema) -> bool:
+        return any(c.kind is Kind.DECIMAL and c.arrow_type == pa.string() for c in schema.columns)
+
+    def _create_sql(self, table: TableName, schema: TableSchema) -> tuple[str, str | None]:
+        """CREATE TABLE without its primary key, and the ALTER that adds it once the rows are in:
+        one index build after the load is much faster than maintaining the index row by row."""
+        bare = TableSchema(columns=schema.columns)
+        add_key = (
+            f"ALTER TABLE {self.qualified(table)} ADD PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})"
+            if schema.primary_key
+            else None
+        )
+        return self.create_table_sql(table, bare), add_key
+
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        if self.loads_csv_text(schema):
+            return self._replace_rows_csv(table, schema, files, expected_rows, where)
+        create, add_key = self._create_sql(table, schema)
+        failure: list[BaseException] = []
+        loaded = 0
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal loaded
+            try:
+                for file in files:
+                    for batch in file.record_batches():
+                        loaded += batch.num_rows
+                        yield _for_binary_copy(batch, schema)
+            except BaseException as error:  # kept: ADBC would report it only as a generic stream error
+                failure.append(error)
+                raise
+
+        ingest_schema = _for_binary_copy(pa.RecordBatch.from_pylist([], schema=schema.arrow_schema), schema).schema
+        conn = self._adbc()
+        try:
+            with conn.cursor() as cursor:
+                created = not self._exists(cursor, table)
+                if created:
+                    cursor.execute(create)
+                cursor.execute(f"DELETE FROM {self.qualified(table)}" + (f" WHERE {where}" if where else ""))
+                try:
+                    cursor.adbc_ingest(
+                        table.name, pa.RecordBatchReader.from_batches(ingest_schema, batches()),
+                        mode="append", db_schema_name=table.schema,
+                    )
+                except Exception:
+                    if failure:
+                        raise failure[0] from None
+                    raise
+                if created and add_key:
+                    cursor.execute(add_key)
+            self.check_loaded(table, loaded, expected_rows)
+            conn.commit()
+            return loaded
+        except BaseException:
+            # Any failure or interruption (a terminated run) rolls back; a killed process drops the
+            # connection and the server rolls back.
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _exists(self, cursor, table: TableName) -> bool:
+        cursor.execute("SELECT to_regclass($1) IS NOT NULL", (self.qualified(TableName(table.name, self._schema_name(table))),))
+        return bool(cursor.fetchone()[0])
+
+    def _replace_rows_csv(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
         copy_sql = (
             f"COPY {self.qualified(table)} ({', '.join(self.quote(n) for n in schema.names)}) "
             "FROM STDIN (FORMAT csv, HEADER true)"
         )
+        create, add_key = self._create_sql(table, schema)
         with self._psycopg() as conn:
-            # psycopg's transaction block rolls back on any exception, BaseException included (a
-            # terminated run); a killed process drops the connection and the server rolls back.
+            # psycopg's transaction block rolls back on any exception, BaseException included.
             with conn.transaction():
-                conn.execute(self.create_table_sql(table, schema).replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+                created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self.qualified(table),)).fetchone()[0]
+                if created:
+                    conn.execute(create)
                 conn.execute(f"DELETE FROM {self.qualified(table)}" + (f" WHERE {where}" if where else ""))
                 loaded = 0
                 with conn.cursor() as cursor:
@@ -193,5 +306,7 @@ class PostgresDialect(Dialect):
                             for chunk in file.csv_chunks():
                                 copy.write(chunk)
                         loaded += cursor.rowcount
+                if created and add_key:
+                    conn.execute(add_key)
                 self.check_loaded(table, loaded, expected_rows)
             return loaded
