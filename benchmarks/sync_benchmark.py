@@ -108,12 +108,13 @@ def child(args) -> None:
     started = time.monotonic()
     exported = platform.export(table)
     middle = time.monotonic()
+    export_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     imported = platform.load(table)
     done = time.monotonic()
     print(json.dumps({
         "export_s": middle - started, "import_s": done - middle, "rows": imported.rows,
         "files": len(exported.manifest.files), "bytes": exported.manifest.bytes,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "export_rss_mb": export_rss,
     }))
 
 

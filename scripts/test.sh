@@ -21,13 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+bash scripts/setup.sh test
 
 bash scripts/test_servers.sh up
 trap 'bash scripts/test_servers.sh down' EXIT
-# shellcheck disable=SC1091
-source .test-servers/env
+eval "$(bash scripts/test_servers.sh env)"
 
 .venv/bin/python -m pytest "$@"

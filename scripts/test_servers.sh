@@ -3,15 +3,21 @@
 #   PostgreSQL 15 (Debian package; a private cluster run as the `postgres` user)
 #   an S3 endpoint speaking real S3 HTTP (moto's server)
 # Usage: scripts/test_servers.sh up|down|env
-#   up    starts both and writes their URLs to $STATE_DIR/env (source it before pytest)
+#   up    starts both and writes their URLs and test credentials to $STATE_DIR/env
+#   env   prints that file: eval "$(scripts/test_servers.sh env)" before running pytest yourself
 #   down  stops the processes this script started (by PID) and removes the state dir
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-STATE_DIR="${SYNC_TEST_STATE_DIR:-$ROOT/.test-servers}"
+# Outside the checkout: the postgres user must be able to reach its data dir wherever we are cloned.
+STATE_DIR="${SYNC_TEST_STATE_DIR:-/tmp/sync-platform-test-servers}"
 PG_PORT="${SYNC_TEST_PG_PORT:-55432}"
 S3_PORT="${SYNC_TEST_S3_PORT:-55433}"
 PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
+
+moto_running() {  # our moto, not a stale PID reused by another process
+  [ -f "$STATE_DIR/moto.pid" ] && grep -q moto_server "/proc/$(cat "$STATE_DIR/moto.pid")/cmdline" 2>/dev/null
+}
 
 up() {
   mkdir -p "$STATE_DIR"
@@ -29,7 +35,7 @@ up() {
   # moto's server: real S3 over HTTP on loopback, with authentication on, so that wrong
   # credentials fail as they would on AWS. Its first INITIAL_NO_AUTH_ACTION_COUNT requests are
   # unauthenticated: exactly the IAM calls below that create the test users and their keys.
-  if ! { [ -f "$STATE_DIR/moto.pid" ] && kill -0 "$(cat "$STATE_DIR/moto.pid")" 2>/dev/null; }; then
+  if ! moto_running; then
     rm -f "$STATE_DIR/s3.env"
     INITIAL_NO_AUTH_ACTION_COUNT=5 setsid "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" \
       >"$STATE_DIR/moto.log" 2>&1 &
@@ -62,7 +68,7 @@ ENV
 }
 
 down() {
-  if [ -f "$STATE_DIR/moto.pid" ]; then
+  if moto_running; then
     local pid; pid="$(cat "$STATE_DIR/moto.pid")"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

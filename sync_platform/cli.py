@@ -35,7 +35,7 @@ def cmd_validate(args) -> int:
             try:
                 platform.dialect(table.source, table.run_config).reflect(table.source.table_name)
                 platform.dialect(table.target, table.run_config).check_connection()
-                platform.store(table).exists("__sync_platform_probe__")
+                platform.store(table).check()
             except Exception as error:  # every cause is reported, not only the first
                 problems.append(f"task {table.task!r}: {error}")
     if problems:

@@ -132,6 +132,8 @@ def test_corrupted_export_file_is_refused_before_loading(pg_url, tmp_path):
 
 
 class _SlowStore(LocalStore):
+    """Holds the import at its third file until `gate` opens."""
+
     def __init__(self, root, gate: threading.Event):
         super().__init__(root)
         self.gate = gate
@@ -142,7 +144,29 @@ class _SlowStore(LocalStore):
         return super().get(key)
 
 
-def test_readers_see_old_rows_until_commit(pg_url, tmp_path, monkeypatch):
+def _wait_until_writing(url: str) -> None:
+    deadline = time.monotonic() + 20
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            if watcher.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'target_rows' "
+                "AND l.mode IN ('RowExclusiveLock', 'AccessExclusiveLock') AND l.granted AND l.pid <> pg_backend_pid()"
+            ).fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the import never started writing")
+
+
+def _paused_load(platform, table, tmp_path, monkeypatch, load):
+    gate = threading.Event()
+    store = _SlowStore(tmp_path / "exports", gate)
+    monkeypatch.setattr(platform, "store", lambda _table: store)
+    loader = threading.Thread(target=load)
+    loader.start()
+    return gate, loader
+
+
+def test_full_refresh_readers_never_see_a_mix(pg_url, tmp_path, monkeypatch):
     _numbers_table(pg_url, "source_rows", 200, "old-")
     platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=100)
     table = platform.table_sync("copy")
@@ -151,30 +175,51 @@ def test_readers_see_old_rows_until_commit(pg_url, tmp_path, monkeypatch):
     _numbers_table(pg_url, "source_rows", 1000, "new-")
     platform.export(table)
 
-    gate = threading.Event()
-    store = _SlowStore(tmp_path / "exports", gate)
-    monkeypatch.setattr(platform, "store", lambda _table: store)
-    loader = threading.Thread(target=platform.load, args=(table,))
-    loader.start()
+    gate, loader = _paused_load(platform, table, tmp_path, monkeypatch, lambda: platform.load(table))
     try:
-        # Wait until the import has deleted the old rows and copied its first files (uncommitted).
-        deadline = time.monotonic() + 20
-        with psycopg.connect(pg_url, autocommit=True) as watcher:
-            while time.monotonic() < deadline:
-                busy = watcher.execute(
-                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                    "WHERE c.relname = 'target_rows' AND l.mode = 'RowExclusiveLock' AND l.pid <> pg_backend_pid()"
-                ).fetchone()[0]
-                if busy:
-                    break
-                time.sleep(0.05)
-            assert busy, "the import never started writing"
-            labels = watcher.execute("SELECT count(*), min(label) FROM target_rows").fetchone()
-            assert labels == (200, "old-1")  # all old rows, no new one
+        _wait_until_writing(pg_url)
+        # Mid-import, a reader either still sees all the old rows or waits for the commit; a short
+        # lock_timeout turns the wait into an error so the test can observe it.
+        with psycopg.connect(pg_url, autocommit=True) as reader:
+            reader.execute("SET lock_timeout = '300ms'")
+            try:
+                seen = reader.execute("SELECT count(*), min(label) FROM target_rows").fetchone()
+                assert seen == (200, "old-1")
+            except psycopg.errors.LockNotAvailable:
+                pass
     finally:
         gate.set()
         loader.join(30)
     assert _pg_rows(pg_url, "target_rows") == _pg_rows(pg_url, "source_rows")
+
+
+def test_slice_replace_readers_keep_old_rows_until_commit(pg_url, tmp_path, monkeypatch):
+    """Replacing a slice (a WHERE, as partitions will) leaves other rows alone and lets readers
+    read the old slice until the commit."""
+    from sync_platform.engine import import_export
+
+    _numbers_table(pg_url, "source_rows", 200, "old-")
+    platform = _platform(tmp_path, pg_url, pg_url, export_batch_rows=25)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    platform.load(table)
+    _numbers_table(pg_url, "source_rows", 100, "new-")  # the new content of ids 1..100
+    platform.export(table)
+
+    target = dialect_for(pg_url)
+    slice_load = lambda: import_export(  # noqa: E731
+        target, platform.store(table), table.export_folder, TableName("target_rows"), where='"id" <= 100'
+    )
+    gate, loader = _paused_load(platform, table, tmp_path, monkeypatch, slice_load)
+    try:
+        _wait_until_writing(pg_url)
+        with psycopg.connect(pg_url, autocommit=True) as reader:
+            assert reader.execute("SELECT count(*), min(label), max(label) FROM target_rows").fetchone() == (200, "old-1", "old-99")
+    finally:
+        gate.set()
+        loader.join(30)
+    rows = _pg_rows(pg_url, "target_rows")
+    assert [r[1] for r in rows] == [f"new-{i}" for i in range(1, 101)] + [f"old-{i}" for i in range(101, 201)]
 
 
 _KILLABLE_IMPORT = """

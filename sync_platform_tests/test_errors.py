@@ -90,3 +90,29 @@ def test_s3_bucket_override_is_used(tmp_path, s3_bucket, s3_credentials):
     keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=other)["Contents"]]
     assert keys == ["exports/copy/orders/full/manifest.json", "exports/copy/orders/full/part-00000.csv.zst"]
     assert S3_KEY_ID not in result.location
+
+
+def test_validate_connect_reports_every_unreachable_piece(tmp_path, s3_bucket, s3_credentials):
+    import subprocess
+    import sys
+
+    source = _sqlite_source(tmp_path)
+    path = write_config(
+        tmp_path / "sync.yaml",
+        {"src": source, "down": "postgresql://etl:pw-never-shown@127.0.0.1:9/dw", "dst": f"sqlite:///{tmp_path}/dst.db"},
+        {"exports": s3_store_config(s3_bucket), "badbucket": s3_store_config("missing-bucket-x")},
+        [
+            table_task("ok_task", ("src", "orders"), ("dst", "orders_copy"), "exports"),
+            table_task("bad_table", ("src", "nope"), ("dst", "x"), "exports"),
+            table_task("bad_target", ("src", "orders"), ("down", "x"), "exports"),
+            table_task("bad_store", ("src", "orders"), ("dst", "y"), "badbucket"),
+        ],
+    )
+    done = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", "--connect", str(path)], capture_output=True, text=True)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"3 problem(s) in {path}:"
+    assert any(line.startswith("  - task 'bad_table': table nope does not exist") for line in lines)
+    assert any(line.startswith("  - task 'bad_target': cannot connect to PostgreSQL") for line in lines)
+    assert any("task 'bad_store'" in line and "bucket 'missing-bucket-x' does not exist" in line for line in lines)
+    assert "pw-never-shown" not in done.stderr

@@ -82,10 +82,6 @@ class Dialect(ABC):
             lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})")
         return f"CREATE TABLE {self.qualified(table)} (\n  " + ",\n  ".join(lines) + "\n)"
 
-    def loads_csv_text(self, schema: TableSchema) -> bool:
-        """Whether replace_rows reads files as CSV text (else as Arrow batches, decoded ahead)."""
-        return False
-
     @staticmethod
     def check_loaded(table: TableName, loaded: int, expected: int) -> None:
         if loaded != expected:

@@ -20,6 +20,10 @@ from .base import CSV_CHUNK_BYTES, FileFormat
 _SUFFIXES = {"zstd": ".csv.zst", "gzip": ".csv.gz"}
 # Level 1 of either codec: exports are CPU-bound and higher levels buy little on row data.
 _COMPRESSION_LEVEL = 1
+# Rows rendered and compressed at a time. A file is a sequence of independent zstd frames (gzip
+# members), which every decompressor (and `zstd -d` / `gunzip`) reads as one stream; this keeps
+# only a slice's text in memory, never the whole file's.
+_SLICE_ROWS = 16384
 
 
 def hex_encode_binary(array: pa.Array) -> pa.Array:
@@ -52,10 +56,13 @@ class CsvFormat(FileFormat):
         self.suffix = _SUFFIXES[compression]
 
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
-        text = io.BytesIO()
-        write_csv(to_csv_text_types(table, schema), text)
         codec = pa.Codec(self.compression, compression_level=_COMPRESSION_LEVEL)
-        return codec.compress(text.getbuffer(), asbytes=True)
+        frames = []
+        for start in range(0, max(table.num_rows, 1), _SLICE_ROWS):
+            text = io.BytesIO()
+            write_csv(to_csv_text_types(table.slice(start, _SLICE_ROWS), schema), text, include_header=start == 0)
+            frames.append(codec.compress(text.getbuffer(), asbytes=True))
+        return b"".join(frames)
 
     def _text_stream(self, data: bytes) -> pa.CompressedInputStream:
         return pa.CompressedInputStream(pa.BufferReader(data), self.compression)

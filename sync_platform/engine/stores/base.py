@@ -28,5 +28,9 @@ class ObjectStore(ABC):
     def delete(self, keys: list[str]) -> None: ...
 
     @abstractmethod
+    def check(self) -> None:
+        """Raise StoreError naming the cause if the store cannot be reached or written."""
+
+    @abstractmethod
     def url(self, key: str) -> str:
         """Where `key` lives, for people to read (file:// or s3://); never holds credentials."""

@@ -55,5 +55,13 @@ class LocalStore(ObjectStore):
         for key in keys:
             self._path(key).unlink(missing_ok=True)
 
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the export folder {self.root}: {error.strerror}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"the export folder {self.root} is not writable")
+
     def url(self, key: str) -> str:
         return (self.root / key).as_uri()

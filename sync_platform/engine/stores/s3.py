@@ -9,7 +9,7 @@ _CAUSES = {
     "SignatureDoesNotMatch": "the secret access key is wrong (bad credentials)",
     "AccessDenied": "access denied to bucket {bucket!r} (no permission)",
     "403": "access denied to bucket {bucket!r} (bad credentials or no permission)",
-    "404": "bucket {bucket!r} or key does not exist",
+    "404": "bucket {bucket!r} does not exist, or the key does not",
 }
 
 
@@ -72,6 +72,9 @@ class S3Store(ObjectStore):
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
             self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+
+    def check(self) -> None:
+        self._call(f"access to bucket {self.bucket!r}", self.client.head_bucket, Bucket=self.bucket)
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
