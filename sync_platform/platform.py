@@ -103,7 +103,6 @@ class Platform:
             table=table.source.table_name,
             folder=table.export_folder,
             file_format=file_format(rc.batch_file_format, table.csv_compression),
-            format_name=rc.batch_file_format,
             batch_rows=rc.export_batch_rows,
             parallel=rc.export_compress_parallel,
             # Rows are exported in import_order_by order so they land in the target in that order.

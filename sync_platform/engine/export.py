@@ -32,7 +32,6 @@ class ExportRequest:
     table: TableName
     folder: str  # store key of the export's folder: <task>/<table>/<partition>
     file_format: FileFormat
-    format_name: str
     batch_rows: int = 100_000
     parallel: int = 5
     where: str | None = None
@@ -107,7 +106,7 @@ def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, sc
         task=request.task,
         source_table=str(request.table),
         source_query=query,
-        file_format=request.format_name,
+        file_format=request.file_format.name,
         schema=schema,
         files=tuple(written),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

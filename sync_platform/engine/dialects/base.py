@@ -9,7 +9,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from ..columns import Column, TableName, TableSchema
+from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import LoadFailed
 
 _ORDER_TERM = re.compile(r"^\s*(?P<column>\"[^\"]+\"|`[^`]+`|[^\s,]+)(?:\s+(?P<direction>asc|desc))?\s*$", re.I)
@@ -34,6 +34,8 @@ class Dialect(ABC):
 
     name: str
     quote_char = '"'
+    type_sql: dict[Kind, str]  # the SQL type of each kind; DECIMAL unbounded, takes (p,s)
+    varchar_sql = "varchar"  # takes (n) for bounded strings
 
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
@@ -99,9 +101,13 @@ class Dialect(ABC):
     @abstractmethod
     def table_exists(self, table: TableName) -> bool: ...
 
-    @abstractmethod
     def column_type_sql(self, column: Column) -> str:
         """The SQL type this database gives a column of that kind."""
+        if column.kind is Kind.DECIMAL and column.precision:
+            return f"{self.type_sql[Kind.DECIMAL]}({column.precision},{column.scale or 0})"
+        if column.kind is Kind.STRING and column.length:
+            return f"{self.varchar_sql}({column.length})"
+        return self.type_sql[column.kind]
 
     @abstractmethod
     def read_batches(

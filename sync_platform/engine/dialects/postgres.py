@@ -5,6 +5,7 @@ C++, so no value passes through a Python object on either path. Only a table wit
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from .base import Dialect, LoadFile
 _ADBC_BATCH_BYTES = 16 << 20
 
 _TYPE_SQL = {
+    Kind.DECIMAL: "numeric",
     Kind.INT16: "smallint",
     Kind.INT32: "integer",
     Kind.INT64: "bigint",
@@ -112,6 +114,7 @@ def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    type_sql = _TYPE_SQL
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -146,11 +149,13 @@ class PostgresDialect(Dialect):
     def _schema_name(self, table: TableName) -> str:
         return table.schema or "public"
 
+    def _regclass(self, table: TableName) -> str:
+        """The table's name as to_regclass() takes it, schema made explicit."""
+        return self.qualified(TableName(table.name, self._schema_name(table)))
+
     def table_exists(self, table: TableName) -> bool:
         with self._psycopg() as conn:
-            return conn.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", (self.qualified(TableName(table.name, self._schema_name(table))),)
-            ).fetchone()[0]
+            return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
 
     def reflect(self, table: TableName) -> TableSchema:
         import sqlalchemy as sa
@@ -164,13 +169,6 @@ class PostgresDialect(Dialect):
         )
         primary_key = tuple(inspector.get_pk_constraint(table.name, schema=schema)["constrained_columns"])
         return TableSchema(columns=columns, primary_key=primary_key)
-
-    def column_type_sql(self, column: Column) -> str:
-        if column.kind is Kind.DECIMAL:
-            return f"numeric({column.precision},{column.scale or 0})" if column.precision else "numeric"
-        if column.kind is Kind.STRING and column.length:
-            return f"varchar({column.length})"
-        return _TYPE_SQL[column.kind]
 
     def select_expression(self, column: Column) -> str:
         name = self.quote(column.name)
@@ -189,7 +187,7 @@ class PostgresDialect(Dialect):
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL {self.display}: {error}") from None
         try:
             with conn.cursor() as cursor:
-                cursor.execute(f"SET TIME ZONE '{self.timezone}'")
+                cursor.execute(f"SET TIME ZONE '{self.timezone.replace(chr(39), chr(39) * 2)}'")
         except BaseException:
             conn.close()
             raise
@@ -276,8 +274,9 @@ class PostgresDialect(Dialect):
             return loaded
         except BaseException:
             # Any failure or interruption (a terminated run) rolls back; a killed process drops the
-            # connection and the server rolls back.
-            conn.rollback()
+            # connection and the server rolls back. A broken connection must not mask the cause.
+            with contextlib.suppress(Exception):
+                conn.rollback()
             raise
         finally:
             conn.close()
@@ -292,7 +291,7 @@ class PostgresDialect(Dialect):
         return f"DELETE FROM {self.qualified(table)} WHERE {where}"
 
     def _exists(self, cursor, table: TableName) -> bool:
-        cursor.execute("SELECT to_regclass($1) IS NOT NULL", (self.qualified(TableName(table.name, self._schema_name(table))),))
+        cursor.execute("SELECT to_regclass($1) IS NOT NULL", (self._regclass(table),))
         return bool(cursor.fetchone()[0])
 
     def _replace_rows_csv(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
@@ -304,7 +303,7 @@ class PostgresDialect(Dialect):
         with self._psycopg() as conn:
             # psycopg's transaction block rolls back on any exception, BaseException included.
             with conn.transaction():
-                created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self.qualified(table),)).fetchone()[0]
+                created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
                 if created:
                     conn.execute(create)
                 conn.execute(self._clear_sql(table, where))

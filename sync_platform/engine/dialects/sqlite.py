@@ -40,6 +40,7 @@ _DECLARED_TYPES: list[tuple[re.Pattern, Kind]] = [
 ]
 
 _TYPE_SQL = {
+    Kind.DECIMAL: "NUMERIC",
     Kind.INT16: "SMALLINT",
     Kind.INT32: "INT",
     Kind.INT64: "BIGINT",
@@ -121,6 +122,8 @@ def _storage_columns(batch: pa.RecordBatch, schema: TableSchema) -> list[list]:
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    type_sql = _TYPE_SQL
+    varchar_sql = "VARCHAR"
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -168,13 +171,6 @@ class SQLiteDialect(Dialect):
 
     def qualified(self, table: TableName) -> str:
         return self.quote(table.name)  # SQLite has no schemas beyond attached databases
-
-    def column_type_sql(self, column: Column) -> str:
-        if column.kind is Kind.DECIMAL:
-            return f"NUMERIC({column.precision},{column.scale or 0})" if column.precision else "NUMERIC"
-        if column.kind is Kind.STRING and column.length:
-            return f"VARCHAR({column.length})"
-        return _TYPE_SQL[column.kind]
 
     def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
         readers = [_reader(c) for c in schema.columns]

@@ -15,6 +15,7 @@ CSV_CHUNK_BYTES = 1 << 20
 class FileFormat(ABC):
     """How one export file is written and read back."""
 
+    name: str  # as in run_config's batch_file_format
     suffix: str
 
     @abstractmethod

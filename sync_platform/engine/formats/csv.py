@@ -49,6 +49,8 @@ def write_csv(table: pa.Table, sink, include_header: bool = True) -> None:
 
 
 class CsvFormat(FileFormat):
+    name = "csv"
+
     def __init__(self, compression: str = "zstd"):
         if compression not in _SUFFIXES:
             raise ValueError(f"unknown CSV compression {compression!r}; valid values: {', '.join(_SUFFIXES)}")

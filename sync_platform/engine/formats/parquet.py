@@ -16,6 +16,7 @@ _READ_BATCH_ROWS = 65536
 
 
 class ParquetFormat(FileFormat):
+    name = "parquet"
     suffix = ".parquet"
 
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
