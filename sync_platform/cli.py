@@ -89,6 +89,12 @@ def run_task_jobs(config_path: Path, tasks: list[str] | None = None) -> list[lis
     return rows
 
 
+def _this_command() -> str:
+    """How the user invoked us, so hints can be pasted as they are (a venv is rarely on PATH)."""
+    invoked = Path(sys.argv[0])
+    return str(invoked) if invoked.name == "sync-platform" else "sync-platform"
+
+
 def cmd_demo(args) -> int:
     from .demo.seed import seed_demo_source
     from .instance import ensure_dagster_home
@@ -105,7 +111,7 @@ def cmd_demo(args) -> int:
     print(_table(["task", "table", "rows exported", "rows imported", "check", "seconds", "run"], rows))
     print(
         f"\nsource:    {source}\ntarget:    {home / 'demo' / 'warehouse.db'}\nexports:   {home / 'demo' / 'exports'}"
-        f"\ninstance:  DAGSTER_HOME={dagster_home}\nUI:        sync-platform ui   (then open http://127.0.0.1:3000)"
+        f"\ninstance:  DAGSTER_HOME={dagster_home}\nUI:        {_this_command()} ui   (then open http://127.0.0.1:3000)"
     )
     return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
 
