@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="TPC-H scale factor (1 = 6.0 M lineitem rows)")
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
     parser.add_argument("--s3-endpoint", default=os.environ.get("SYNC_TEST_S3_ENDPOINT"))
+    parser.add_argument("--paths", default="local-csv,local-parquet,s3-csv,s3-parquet", help="which syncs to measure")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -173,9 +174,9 @@ def main() -> None:
         pipe_s = raw_pipe(src, dst)
         assert fingerprint(dst, "lineitem") == expected
         results.append(("raw COPY binary pipe", pipe_s, None, None, None))
-        configs = [("local", "csv"), ("local", "parquet")]
-        if args.s3_endpoint:
-            configs += [("s3", "csv"), ("s3", "parquet")]
+        configs = [tuple(path.split("-")) for path in args.paths.split(",")]
+        if not args.s3_endpoint:
+            configs = [c for c in configs if c[0] != "s3"]
         for store, fmt in configs:
             print(f"running sync {store}/{fmt} ...", flush=True)
             run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint)

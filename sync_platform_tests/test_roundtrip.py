@@ -106,9 +106,9 @@ def test_target_table_gets_mapped_types(pg_url, tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-@pytest.mark.parametrize("unbounded_numeric", [False, True], ids=["binary-copy", "text-copy"])
+@pytest.mark.parametrize("unbounded_numeric", [False, True], ids=["bounded", "unbounded-numeric"])
 def test_postgres_specific_types_round_trip(fmt, unbounded_numeric, pg_url, tmp_path):
-    """uuid, jsonb, time, real and numerics of every size, through both PostgreSQL load paths."""
+    """uuid, jsonb, time, real and numerics of every size (scaled-bigint, text and unbounded paths)."""
     extra = ", big numeric" if unbounded_numeric else ""
     with psycopg.connect(pg_url) as conn:
         conn.execute(
@@ -129,7 +129,6 @@ def test_postgres_specific_types_round_trip(fmt, unbounded_numeric, pg_url, tmp_
     table = platform.table_sync("copy")
     platform.export(table)
     platform.load(table)
-    assert dialect_for(pg_url).loads_csv_text(dialect_for(pg_url).reflect(TableName("special"))) is unbounded_numeric
     with psycopg.connect(pg_url) as conn:
         source = conn.execute("SELECT * FROM special ORDER BY id").fetchall()
         copied = conn.execute("SELECT * FROM special_copy ORDER BY id").fetchall()

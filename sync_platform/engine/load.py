@@ -22,20 +22,25 @@ from .formats import FileFormat, format_for_file
 from .manifest import ExportFile, Manifest, read_manifest
 from .stores import ObjectStore
 
-_PREFETCH_FILES = 2
+_PREFETCH_FILES = 1
 
 
 @dataclass(frozen=True)
 class VerifiedFile:
-    """An export file whose bytes matched the manifest; decoded lazily, as the loader reads it
-    (decoding ahead in the prefetch thread was measured: no faster, ~85 MB more memory)."""
+    """An export file whose bytes matched the manifest. For a loader of CSV text, the prefetch
+    thread already rendered it as text (decompressed, or encoded from Parquet), so that work
+    overlaps the database's; Arrow batches are decoded lazily (decoding those ahead was measured:
+    no faster, ~85 MB more memory)."""
 
     data: bytes
     rows: int
     fmt: FileFormat
     schema: TableSchema
+    csv_text: bytes | None = None
 
     def csv_chunks(self) -> Iterator[bytes]:
+        if self.csv_text is not None:
+            return iter((self.csv_text,))
         return self.fmt.csv_chunks(self.data, self.schema)
 
     def record_batches(self) -> Iterator[pa.RecordBatch]:
@@ -49,17 +54,19 @@ class ImportResult:
     seconds: float
 
 
-def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema) -> VerifiedFile:
+def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema, as_text: bool) -> VerifiedFile:
     key = f"{folder}/{entry.name}"
     data = store.get(key)
     if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
         raise ExportIncomplete(f"{store.url(key)} does not match its manifest (size or sha256): re-run the export")
-    return VerifiedFile(data=data, rows=entry.rows, fmt=format_for_file(entry.name), schema=schema)
+    fmt = format_for_file(entry.name)
+    text = b"".join(fmt.csv_chunks(data, schema)) if as_text else None
+    return VerifiedFile(data=data, rows=entry.rows, fmt=fmt, schema=schema, csv_text=text)
 
 
-def _verified_files(store: ObjectStore, folder: str, manifest: Manifest) -> Iterator[VerifiedFile]:
+def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, as_text: bool) -> Iterator[VerifiedFile]:
     def fetch(entry: ExportFile):
-        return pool.submit(_fetch, store, folder, entry, manifest.schema)
+        return pool.submit(_fetch, store, folder, entry, manifest.schema, as_text)
 
     with ThreadPoolExecutor(max_workers=_PREFETCH_FILES, thread_name_prefix="fetch") as pool:
         pending = [fetch(entry) for entry in manifest.files[:_PREFETCH_FILES]]
@@ -95,6 +102,6 @@ def import_export(
     started = time.monotonic()
     manifest = read_manifest(store, folder)
     check_target_columns(target, table, manifest.schema)
-    files = _verified_files(store, folder, manifest)
+    files = _verified_files(store, folder, manifest, as_text=target.loads_csv_text)
     rows = target.replace_rows(table, manifest.schema, files, expected_rows=manifest.rows, where=where)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)

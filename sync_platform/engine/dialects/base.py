@@ -35,6 +35,7 @@ class Dialect(ABC):
     name: str
     quote_char = '"'
     type_sql: dict[Kind, str]  # the SQL type of each kind; DECIMAL unbounded, takes (p,s)
+    loads_csv_text = False  # replace_rows reads LoadFile.csv_chunks() (else record_batches())
     varchar_sql = "varchar"  # takes (n) for bounded strings
 
     def __init__(self, url: str, timezone: str = "UTC"):
