@@ -6,6 +6,7 @@ import dagster as dg
 
 from . import naming
 from .engine import TableSchema
+from .engine.diff import DiffResult
 from .platform import TableSync
 from .resources import SyncPlatformResource
 
@@ -73,26 +74,57 @@ def build_imported_asset(table: TableSync, target_kind: str) -> dg.AssetsDefinit
     return imported
 
 
+def diff_metadata(result: DiffResult) -> dict:
+    metadata = {
+        "algorithm": result.algorithm,
+        "source_rows": result.source_rows,
+        "target_rows": result.target_rows,
+        "segments_compared": result.segments,
+        "duration_s": round(result.seconds, 3),
+    }
+    if result.differences is not None:
+        metadata["differences"] = result.differences
+        metadata["limit_reached"] = result.truncated
+        metadata["differing_rows"] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord({"key": result.key_text(r), "kind": r.kind.value, "columns": ", ".join(r.columns)})
+                for r in result.rows
+            ],
+            schema=dg.TableSchema(
+                columns=[dg.TableColumn("key", "string"), dg.TableColumn("kind", "string"), dg.TableColumn("columns", "string")]
+            ),
+        )
+    return metadata
+
+
+_ALGORITHM_DESCRIPTIONS = {
+    "countdiff": "row counts of source and target",
+    "md5diff": "row counts and an order-independent checksum of every row, computed in each database",
+    "hashdiff": "segment checksums bisected down to the differing rows (missing / extra / changed)",
+}
+
+
 def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
+    algorithm = table.run_config.algorithm
+
     @dg.asset_check(
         asset=naming.imported_asset_key(table.task, table.target.table),
         name=naming.DATA_DIFF_CHECK,
         blocking=True,
-        description="countdiff: source and target row counts must match (ERROR = data inconsistent).",
+        description=f"{algorithm}: {_ALGORITHM_DESCRIPTIONS[algorithm]} must match (ERROR = data inconsistent).",
     )
-    def data_diff(sync: SyncPlatformResource) -> dg.AssetCheckResult:
-        diff = sync.platform.count_diff(table)
+    def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
+        result = sync.platform.diff(table, logger=context.log.info)
+        if not result.same:
+            context.log.error(
+                f"data inconsistent: {result.source_rows} source rows, {result.target_rows} target rows"
+                + (f", {result.differences} differing rows" if result.differences is not None else "")
+            )
         return dg.AssetCheckResult(
-            passed=diff.same,
+            passed=result.same,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=None if diff.same else "data inconsistent: row counts differ",
-            metadata={
-                "algorithm": "countdiff",
-                "source_rows": diff.source_rows,
-                "target_rows": diff.target_rows,
-                "difference": diff.target_rows - diff.source_rows,
-                "duration_s": round(diff.seconds, 3),
-            },
+            description=None if result.same else "data inconsistent",
+            metadata=diff_metadata(result),
         )
 
     return data_diff

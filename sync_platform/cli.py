@@ -116,6 +116,40 @@ def cmd_demo(args) -> int:
     return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
 
 
+def cmd_diff(args) -> int:
+    """The task's data diff, without Dagster; exit 1 when the sides differ."""
+    import logging
+
+    from .engine.diff import DiffError
+    from .platform import Platform
+
+    try:
+        config = load_config(Path(args.config or default_config_path()))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    platform = Platform(config)
+    try:
+        table = platform.table_sync(args.task, args.table)
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = platform.diff(table, algorithm=args.algorithm, logger=print)
+    except DiffError as error:
+        print(f"task {args.task!r}: {error}", file=sys.stderr)
+        return 2
+    print(f"{result.algorithm}: {table.source.datasource}.{table.source.table} -> {table.target.datasource}.{table.target.table}")
+    print(f"source rows {result.source_rows}, target rows {result.target_rows}, segments {result.segments}, {result.seconds:.2f}s")
+    if result.differences is not None and result.rows:
+        print(_table(["key", "kind", "columns"], [[result.key_text(r), r.kind.value, ", ".join(r.columns)] for r in result.rows]))
+        if result.truncated:
+            print(f"(stopped at limit {len(result.rows)}: there may be more differences)")
+    print("same" if result.same else "DIFFERENT (data inconsistent)")
+    return 0 if result.same else 1
+
+
 def cmd_ui(args) -> int:
     from .instance import ensure_dagster_home
 
@@ -142,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="seed the demo source and run the demo tasks through Dagster")
     demo.add_argument("--reseed", action="store_true", help="regenerate the demo source database")
     demo.set_defaults(func=cmd_demo)
+
+    diff = sub.add_parser("diff", help="run a task's data diff without Dagster; exit 1 when the sides differ")
+    diff.add_argument("task")
+    diff.add_argument("--table", help="the source or target table (for tasks of several tables)")
+    diff.add_argument("--algorithm", choices=["countdiff", "md5diff", "hashdiff"], help="default: the task's run_config")
+    diff.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    diff.set_defaults(func=cmd_diff)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the same instance the CLI uses")
     ui.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")

@@ -4,12 +4,13 @@ CLI both go through here; neither talks to the engine directly."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config.models import LocalStoreConfig, RunConfig, S3StoreConfig, SyncConfig, TableRef
+from .config.models import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD, LocalStoreConfig, RunConfig, S3StoreConfig, SyncConfig, TableRef
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
-from .engine.diff import CountDiff, count_diff
+from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.stores import LocalStore, ObjectStore, S3Store
 
 
@@ -115,8 +116,19 @@ class Platform:
             self.dialect(table.target, table.run_config), self.store(table), table.export_folder, table.target.table_name
         )
 
-    def count_diff(self, table: TableSync) -> CountDiff:
+    def diff(self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None) -> DiffResult:
+        """The data diff of the task's run_config (or `algorithm`) between source and target."""
         rc = table.run_config
-        return count_diff(
-            self.dialect(table.source, rc), table.source.table_name, self.dialect(table.target, rc), table.target.table_name
+        options = DiffOptions(
+            algorithm=algorithm or rc.algorithm,
+            key_columns=tuple(rc.key_columns) if rc.key_columns else None,
+            extra_columns=tuple(rc.extra_columns) if rc.extra_columns else None,
+            limit=rc.limit,
+            threads=rc.threads,
+            bisection_factor=rc.bisection_factor or DEFAULT_BISECTION_FACTOR,
+            bisection_threshold=rc.bisection_threshold or DEFAULT_BISECTION_THRESHOLD,
+            verbose=rc.verbose,
         )
+        source = Side(self.dialect(table.source, rc), table.source.table_name)
+        target = Side(self.dialect(table.target, rc), table.target.table_name)
+        return diff(source, target, options, logger)

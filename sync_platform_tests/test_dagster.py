@@ -28,11 +28,11 @@ def _source(tmp_path, rows=250) -> str:
     return f"sqlite:///{tmp_path}/src.db"
 
 
-def _config(tmp_path, target_url) -> str:
+def _config(tmp_path, target_url, **run_config) -> str:
     return str(write_config(
         tmp_path / "sync.yaml", {"src": _source(tmp_path), "dw": target_url},
         {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
-        [{**table_task("orders_copy", ("src", "orders"), ("dw", "dw_orders"), "exports", export_batch_rows=100),
+        [{**table_task("orders_copy", ("src", "orders"), ("dw", "dw_orders"), "exports", export_batch_rows=100, **run_config),
           "description": "Orders to the warehouse"}],
     ))
 
@@ -70,14 +70,18 @@ def test_job_run_records_metadata_and_never_secrets(tmp_path, pg_url):
         assert conn.execute("SELECT count(*), sum(total) FROM dw_orders").fetchone() == (250, sum(i + 0.25 for i in range(250)))
 
 
-def test_data_diff_check_fails_as_error_when_rows_differ(tmp_path):
-    defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
+@pytest.mark.parametrize("algorithm", ["countdiff", "md5diff", "hashdiff"])
+def test_data_diff_check_fails_as_error_when_rows_differ(tmp_path, algorithm):
+    defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db", algorithm=algorithm))
+    check_key = dg.AssetCheckKey(dg.AssetKey(["orders_copy", "dw_orders"]), naming.DATA_DIFF_CHECK)
+    assert defs.resolve_asset_graph().get_check_spec(check_key).description.startswith(f"{algorithm}: ")
     with dg.DagsterInstance.ephemeral() as instance:
         assert defs.resolve_job_def("orders_copy_sync").execute_in_process(instance=instance).success
         conn = sqlite3.connect(tmp_path / "dw.db")
         conn.execute("DELETE FROM dw_orders WHERE id < 3")
+        conn.execute("UPDATE dw_orders SET note = 'changed' WHERE id = 100")
         conn.commit()
-        check_key = dg.AssetCheckKey(dg.AssetKey(["orders_copy", "dw_orders"]), naming.DATA_DIFF_CHECK)
+        # The check alone, as an operator runs it from the asset's Checks tab.
         check_only = dg.Definitions(
             assets=defs.assets, asset_checks=defs.asset_checks, resources=defs.resources,
             jobs=[dg.define_asset_job("check_only", selection=dg.AssetSelection.checks(check_key))],
@@ -85,8 +89,20 @@ def test_data_diff_check_fails_as_error_when_rows_differ(tmp_path):
         result = check_only.resolve_job_def("check_only").execute_in_process(instance=instance, raise_on_error=False)
         [check] = result.get_asset_check_evaluations()
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-        assert (check.metadata["source_rows"].value, check.metadata["target_rows"].value) == (250, 247)
-        assert check.metadata["difference"].value == -3
+        assert not result.success  # blocking: the step fails, so nothing downstream runs
+        meta = check.metadata
+        assert (meta["algorithm"].value, meta["source_rows"].value, meta["target_rows"].value) == (algorithm, 250, 247)
+        if algorithm == "hashdiff":
+            assert meta["differences"].value == 4
+            records = [r.data for r in meta["differing_rows"].value.records]
+            assert records == [
+                {"key": "id=0", "kind": "missing_in_target", "columns": ""},
+                {"key": "id=1", "kind": "missing_in_target", "columns": ""},
+                {"key": "id=2", "kind": "missing_in_target", "columns": ""},
+                {"key": "id=100", "kind": "changed", "columns": "note"},
+            ]
+        else:
+            assert "differing_rows" not in meta
 
 
 def test_config_error_fails_code_location_load_naming_the_task(tmp_path):

@@ -90,6 +90,37 @@ class Dialect(ABC):
         if loaded != expected:
             raise LoadFailed(f"loaded {loaded} rows into {table} but the export holds {expected}; rolled back")
 
+    # --- data diff idioms (see ../diff/) ---------------------------------------------------------
+    param = "?"  # the driver's placeholder for a bound value in query()
+
+    def canonical_text_sql(self, column: Column) -> str:
+        """SQL rendering the column's value as its canonical text (the contract in columns.py and
+        diff/__init__.py), NULL staying NULL."""
+        raise NotImplementedError(f"{self.name} cannot compute diffs")
+
+    def row_hash_sql(self, text_sql: str) -> str:
+        """SQL turning a row's encoded text into a non-negative 60-bit integer (md5-based)."""
+        raise NotImplementedError(f"{self.name} cannot compute diffs")
+
+    def checksum_sum_sql(self, hash_sql: str) -> str:
+        """SQL aggregate of row hashes whose value, read as an integer mod 2^64, is the checksum."""
+        return f"sum({hash_sql})"
+
+    def key_sql(self, column: Column) -> str:
+        """A key column as compared and ordered by the diff (byte order for text on every side)."""
+        return self.quote(column.name)
+
+    def key_param(self, value):
+        """A key value read from either side, as this database compares it with key_sql."""
+        return value
+
+    @abstractmethod
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run one read-only query and return all its rows."""
+
+    def close(self) -> None:
+        """Release pooled connections (query() may keep some)."""
+
     # --- what each database implements ------------------------------------------------------
     @abstractmethod
     def check_connection(self) -> None:

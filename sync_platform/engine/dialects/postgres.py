@@ -111,6 +111,7 @@ class PostgresDialect(Dialect):
         # libpq's own URI form (no SQLAlchemy driver suffix), shared by psycopg and ADBC.
         self.libpq_uri = self.sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.display = self.sa_url.render_as_string(hide_password=True)
+        self._idle: list = []  # pooled psycopg connections for query(); list.pop/append are atomic
 
     @cached_property
     def engine(self):
@@ -199,6 +200,60 @@ class PostgresDialect(Dialect):
                 yield pa.RecordBatch.from_arrays(arrays, schema=target)
         finally:
             conn.close()
+
+    # --- data diff idioms -------------------------------------------------------------------------
+    param = "%s"
+
+    def canonical_text_sql(self, column: Column) -> str:
+        q = self.quote(column.name)
+        kind = column.kind
+        if kind is Kind.DECIMAL:
+            return f"trim_scale({q})::text"
+        if kind in (Kind.FLOAT32, Kind.FLOAT64):
+            # 15 significant digits in C's %.14e form; + 0 turns -0 into 0.
+            return f"ltrim(to_char({q}::float8 + 0, '9.99999999999999EEEE'))"
+        if kind is Kind.BOOL:
+            return f"({q})::int::text"
+        if kind is Kind.DATE:
+            return f"to_char({q}, 'YYYY-MM-DD')"
+        if kind is Kind.TIMESTAMP:
+            return f"to_char({q}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        if kind is Kind.TIMESTAMPTZ:
+            return f"to_char({q} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        if kind is Kind.TIME:
+            return f"to_char(DATE '2000-01-01' + {q}, 'HH24:MI:SS.US')"
+        if kind is Kind.BINARY:
+            return f"encode({q}, 'hex')"
+        return f"{q}::text"
+
+    def row_hash_sql(self, text_sql: str) -> str:
+        return f"('x' || substr(md5({text_sql}), 18))::bit(60)::bigint"
+
+    def key_sql(self, column: Column) -> str:
+        q = self.quote(column.name)
+        return f'{q} COLLATE "C"' if column.kind is Kind.STRING else q
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        conn = self._pooled()
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            conn.rollback()  # read-only: end the snapshot, keep the connection
+        except BaseException:
+            conn.close()
+            raise
+        self._idle.append(conn)
+        return rows
+
+    def _pooled(self):
+        """A connection from this dialect's small pool (a diff issues many short queries)."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._psycopg()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
 
     def count_rows(self, table: TableName, where: str | None = None) -> int:
         with self._psycopg() as conn:

@@ -4,10 +4,13 @@ converted to its canonical Arrow type on the way out and to SQLite's storage for
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from datetime import time
+from datetime import date, datetime, timezone
+from datetime import time as dt_time
+from uuid import UUID
 from decimal import Decimal
 from pathlib import Path
 
@@ -92,7 +95,7 @@ def _reader(column: Column) -> Callable[[list], pa.Array]:
         return _decimals(column)
     if kind is Kind.TIME:  # Arrow has no string -> time cast
         return lambda values: pa.array(
-            [None if v is None else time.fromisoformat(v) for v in _as_text(values).to_pylist()], arrow_type
+            [None if v is None else dt_time.fromisoformat(v) for v in _as_text(values).to_pylist()], arrow_type
         )
     if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         return lambda values: _as_text(values).cast(arrow_type)
@@ -118,6 +121,30 @@ def _storage_columns(batch: pa.RecordBatch, schema: TableSchema) -> list[list]:
             array = array.cast(pa.string())
         columns.append(array.to_pylist())
     return columns
+
+
+def _md5_60(text: str | None) -> int | None:
+    """The low 60 bits of the md5 of `text`, as PostgreSQL's ('x' || substr(md5(t), 18))::bit(60)."""
+    return None if text is None else int(hashlib.md5(text.encode()).hexdigest()[17:], 16)
+
+
+class _ExactSum:
+    """sum() without SQLite's 64-bit overflow; the total comes back as text."""
+
+    def __init__(self):
+        self.total = 0
+
+    def step(self, value):
+        if value is not None:
+            self.total += value
+
+    def finalize(self):
+        return str(self.total)
+
+
+def _text_with_fraction(expr: str, whole: int, digits: int = 6) -> str:
+    """ISO text padded or cut to `digits` fractional digits: '10:00:00' -> '10:00:00.000000'."""
+    return f"CASE WHEN length({expr}) = {whole} THEN {expr} || '.{'0' * digits}' ELSE substr({expr} || '{'0' * digits}', 1, {whole + 1 + digits}) END"
 
 
 class SQLiteDialect(Dialect):
@@ -182,6 +209,65 @@ class SQLiteDialect(Dialect):
                 yield pa.RecordBatch.from_arrays(
                     [read(list(values)) for read, values in zip(readers, columns)], schema=schema.arrow_schema
                 )
+        finally:
+            conn.close()
+
+    # --- data diff idioms: SQLite stores what the sync wrote (ISO text, REAL or exact text numbers) --
+    def canonical_text_sql(self, column: Column) -> str:
+        q = self.quote(column.name)
+        text = f"CAST({q} AS TEXT)"
+        kind = column.kind
+        if kind in (Kind.INT16, Kind.INT32, Kind.INT64, Kind.BOOL):
+            return f"CAST(CAST({q} AS INTEGER) AS TEXT)"
+        if kind is Kind.DECIMAL:
+            # Exact text (kept when more than 15 digits) loses only trailing zeros; REAL is printed
+            # at the column's scale, then trimmed the same way; -0 becomes 0.
+            trimmed = f"rtrim(rtrim({{v}}, '0'), '.')"
+            if column.scale:
+                number = trimmed.format(v=f"printf('%.{column.scale}f', {q})")
+            else:
+                number = f"CAST(CAST({q} AS INTEGER) AS TEXT)" if column.precision else f"printf('%!.15g', {q})"
+            exact = trimmed.format(v=q) if column.scale else q
+            return (
+                f"CASE WHEN typeof({q}) = 'text' THEN (CASE WHEN instr({q}, '.') > 0 THEN {exact} ELSE {q} END) "
+                f"WHEN {q} = 0 THEN '0' ELSE {number} END"
+            )
+        if kind in (Kind.FLOAT32, Kind.FLOAT64):
+            return f"printf('%.14e', {q})"
+        if kind is Kind.DATE:
+            return f"substr({text}, 1, 10)"
+        if kind is Kind.TIMESTAMP:
+            return _text_with_fraction(f"replace({text}, 'T', ' ')", 19)
+        if kind is Kind.TIMESTAMPTZ:  # stored in UTC with a trailing Z, as the sync writes it
+            return _text_with_fraction(f"rtrim(replace({text}, 'T', ' '), 'Z')", 19)
+        if kind is Kind.TIME:
+            return _text_with_fraction(text, 8)
+        if kind is Kind.BINARY:
+            return f"lower(hex({q}))"
+        if kind is Kind.UUID:
+            return f"lower({text})"
+        return text
+
+    def row_hash_sql(self, text_sql: str) -> str:
+        return f"sync_md5_60({text_sql})"
+
+    def checksum_sum_sql(self, hash_sql: str) -> str:
+        return f"sync_exact_sum({hash_sql})"
+
+    def key_param(self, value):
+        if isinstance(value, datetime):
+            text = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            return text.isoformat(sep=" ", timespec="microseconds") + ("Z" if value.tzinfo else "")
+        if isinstance(value, (date, dt_time, Decimal, UUID)):
+            return str(value)
+        return value
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        conn = self._connect(readonly=True)
+        try:
+            conn.create_function("sync_md5_60", 1, _md5_60, deterministic=True)
+            conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
+            return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
 

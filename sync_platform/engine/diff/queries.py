@@ -1,0 +1,124 @@
+"""The SQL a diff runs on one side, built from that side's dialect idioms.
+
+A row is encoded as the concatenation, column by column, of `<length>:<canonical text>` or `-` for
+NULL. The encoding is prefix-free, so no value can imitate a separator or a NULL:
+('a|b', 'c') -> "3:a|b1:c" but ('a', 'b|c') -> "1:a3:b|c"; NULL -> "-", '' -> "0:",
+'<null>' -> "6:<null>". Its md5, cut to 60 bits, is the row hash; a slice's checksum is the exact
+sum of its row hashes (order-independent), compared together with the row count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import ceil
+
+from ..columns import Column
+from .values import DiffError, Side
+
+Key = tuple  # a key's values as the side's driver returns them
+
+
+@dataclass(frozen=True)
+class Stats:
+    rows: int
+    checksum: int
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Keys k with low <= k < high; None is unbounded."""
+
+    low: Key | None = None
+    high: Key | None = None
+
+    def __str__(self) -> str:
+        return f"[{'-inf' if self.low is None else self.low}, {'+inf' if self.high is None else self.high})"
+
+
+class SliceQueries:
+    def __init__(self, side: Side, keys: Sequence[Column], columns: Sequence[Column]):
+        self.side = side
+        self.dialect = side.dialect
+        self.keys = list(keys)
+        self.columns = list(columns)  # compared non-key columns
+        d = self.dialect
+        self._key_sql = [d.key_sql(k) for k in self.keys]
+        self._key_tuple = self._key_sql[0] if len(self.keys) == 1 else "(" + ", ".join(self._key_sql) + ")"
+        encoded = " || ".join(self._encoded(c) for c in self.keys + self.columns)
+        self._checksum = d.checksum_sum_sql(d.row_hash_sql(encoded))
+
+    def _encoded(self, column: Column) -> str:
+        q = self.dialect.quote(column.name)
+        text = self.dialect.canonical_text_sql(column)
+        return f"(CASE WHEN {q} IS NULL THEN '-' ELSE length({text}) || ':' || {text} END)"
+
+    def _canonical(self, column: Column) -> str:
+        return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self.dialect.canonical_text_sql(column)} END"
+
+    def _key_value_sql(self, key: Key) -> tuple[str, tuple]:
+        marks = ", ".join(self.dialect.param for _ in key)
+        params = tuple(self.dialect.key_param(v) for v in key)
+        return (marks if len(key) == 1 else f"({marks})"), params
+
+    def _filter(self, key_range: KeyRange) -> tuple[str, tuple]:
+        conditions, params = [], ()
+        if self.side.where:
+            conditions.append(f"({self.side.where})")
+        for bound, op in ((key_range.low, ">="), (key_range.high, "<")):
+            if bound is not None:
+                value_sql, value_params = self._key_value_sql(bound)
+                conditions.append(f"{self._key_tuple} {op} {value_sql}")
+                params += value_params
+        return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+    def _table(self) -> str:
+        return self.dialect.qualified(self.side.table)
+
+    def stats(self, key_range: KeyRange, bounds: Sequence[Key] = ()) -> dict[int, Stats]:
+        """Row count and checksum of each segment of the range cut at `bounds` (one scan)."""
+        where, params = self._filter(key_range)
+        if bounds:
+            whens, bound_params = [], ()
+            for index, bound in enumerate(bounds):
+                value_sql, value_params = self._key_value_sql(bound)
+                whens.append(f"WHEN {self._key_tuple} < {value_sql} THEN {index}")
+                bound_params += value_params
+            segment = f"CASE {' '.join(whens)} ELSE {len(bounds)} END"
+            params = bound_params + params
+        else:
+            segment = "0"
+        sql = f"SELECT {segment} AS segment, count(*), {self._checksum} FROM {self._table()}{where} GROUP BY 1"
+        return {int(s): Stats(int(n), int(c or 0)) for s, n, c in self.dialect.query(sql, params)}
+
+    def quantiles(self, key_range: KeyRange, rows: int, segments: int) -> list[Key]:
+        """Keys cutting the range into `segments` parts of equal row counts: boundaries follow the
+        data, so skewed or sparse keys split as evenly as dense ones."""
+        step = max(ceil(rows / segments), 1)
+        where, params = self._filter(key_range)
+        names = ", ".join(f"{k} AS k{i}" for i, k in enumerate(self._key_sql))
+        order = ", ".join(self._key_sql)
+        aliases = ", ".join(f"k{i}" for i in range(len(self.keys)))
+        sql = (
+            f"SELECT {aliases} FROM (SELECT {names}, row_number() OVER (ORDER BY {order}) AS rn "
+            # rn - 1 a multiple of step, written without % (a placeholder for some drivers)
+            f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = ((rn - 1) / {step}) * {step} ORDER BY rn"
+        )
+        return [tuple(row) for row in self.dialect.query(sql, params)]
+
+    def rows(self, key_range: KeyRange) -> dict[tuple, tuple]:
+        """Canonical texts of the range's rows: key -> compared column values."""
+        where, params = self._filter(key_range)
+        select = ", ".join(self._canonical(c) for c in self.keys + self.columns)
+        found = self.dialect.query(f"SELECT {select} FROM {self._table()}{where}", params)
+        width = len(self.keys)
+        rows = {tuple(row[:width]): tuple(row[width:]) for row in found}
+        if len(rows) != len(found):
+            raise DiffError(f"key columns {[k.name for k in self.keys]} are not unique in {self.side}; give unique key_columns")
+        return rows
+
+
+def timed(fn, *args):
+    started = time.monotonic()
+    return fn(*args), time.monotonic() - started

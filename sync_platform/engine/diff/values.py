@@ -1,0 +1,89 @@
+"""Value objects of a diff: what is compared, how, and what was found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..columns import TableName
+from ..dialects import Dialect
+
+ALGORITHMS = ("countdiff", "md5diff", "hashdiff")
+DEFAULT_BISECTION_FACTOR = 32
+DEFAULT_BISECTION_THRESHOLD = 16384
+
+
+class DiffError(ValueError):
+    """A diff that cannot be run as asked (no key for hashdiff, a column missing on one side...)."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a diff: a table (and the WHERE of its slice) in some database."""
+
+    dialect: Dialect
+    table: TableName
+    where: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.dialect.name}:{self.table}" + (f" WHERE {self.where}" if self.where else "")
+
+
+@dataclass(frozen=True)
+class DiffOptions:
+    algorithm: str = "md5diff"
+    key_columns: tuple[str, ...] | None = None  # default: the source's primary key
+    extra_columns: tuple[str, ...] | None = None  # default: every non-key column of the source
+    limit: int = 1000
+    threads: int = 1
+    bisection_factor: int = DEFAULT_BISECTION_FACTOR
+    bisection_threshold: int = DEFAULT_BISECTION_THRESHOLD
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise DiffError(f"unknown algorithm {self.algorithm!r}; valid values: {', '.join(ALGORITHMS)}")
+        if not 1 <= self.limit <= 1000:
+            raise DiffError(f"limit must be 1..1000 (got {self.limit})")
+        if self.threads < 1 or self.bisection_factor < 2:
+            raise DiffError("threads must be >= 1 and bisection_factor >= 2")
+        if self.bisection_factor >= self.bisection_threshold:
+            raise DiffError(
+                f"bisection_factor ({self.bisection_factor}) must be less than bisection_threshold ({self.bisection_threshold})"
+            )
+
+
+class RowKind(str, Enum):
+    MISSING = "missing_in_target"  # in the source only
+    EXTRA = "extra_in_target"  # in the target only
+    CHANGED = "changed"  # in both, some compared column differs
+
+
+@dataclass(frozen=True)
+class RowDiff:
+    key: tuple[str | None, ...]  # the key's canonical text, column by column
+    kind: RowKind
+    columns: tuple[str, ...] = ()  # the differing columns of a CHANGED row
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    algorithm: str
+    source_rows: int
+    target_rows: int
+    same: bool
+    key_columns: tuple[str, ...] = ()
+    rows: tuple[RowDiff, ...] = ()  # up to `limit` differing rows (hashdiff only)
+    truncated: bool = False  # hashdiff stopped at `limit`: there may be more differences
+    segments: int = 0  # segment checksums compared on each side
+    seconds: float = 0.0
+    checksums: tuple[int, int] | None = field(default=None, compare=False)
+
+    def key_text(self, row: RowDiff) -> str:
+        """`id=4` or `l_orderkey=1, l_linenumber=3`."""
+        return ", ".join(f"{name}={'NULL' if v is None else v}" for name, v in zip(self.key_columns, row.key))
+
+    @property
+    def differences(self) -> int | None:
+        """Rows known to differ: exact for hashdiff (a lower bound when truncated), else None."""
+        return len(self.rows) if self.algorithm == "hashdiff" else None
