@@ -209,6 +209,9 @@ DIFFERENT = [  # (source values, target values, the column that must be reported
     ({"b": False}, {"b": None}, "b"),
     ({"by": b"\x00\x01"}, {"by": b"\x00\x01\x00"}, "by"),
     ({"by": b""}, {"by": None}, "by"),
+    ({"f": 0.0}, {"f": None}, "f"),
+    ({"n": Decimal("0.000")}, {"n": None}, "n"),
+    ({"ts": datetime(2024, 1, 1)}, {"ts": None}, "ts"),
 ]
 
 
@@ -253,3 +256,35 @@ def test_awkward_values_identical_across_dialects(pg_url, tmp_path):
             result = _diff(a, b, algorithm, source="sample", target="sample", **SMALL)
             assert result.same, (a[:10], algorithm, result.rows)
             assert result.source_rows == len(ROWS)
+
+
+def test_cli_diff_prints_rows_and_exits_by_result(tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import table_task, write_config
+
+    make_rows = _int_rows(range(1, 200))
+    for name, rows in (("src", make_rows), ("dst", _changed(make_rows, updated=[7], deleted=[9], inserted=[500]))):
+        conn = sqlite3.connect(tmp_path / f"{name}.db")
+        conn.execute(f"CREATE TABLE t ({INT_TABLE['sqlite']})")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        conn.commit()
+    config = write_config(
+        tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
+        {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        [table_task("copy", ("src", "t"), ("dst", "t"), "exports", algorithm="hashdiff", verbose=True, bisection_factor=4, bisection_threshold=50)],
+    )
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "sync_platform.cli", "diff", "copy", "--config", str(config), *extra], capture_output=True, text=True
+    )
+    done = run()
+    assert done.returncode == 1, done.stderr
+    assert "id=7    changed            name" in done.stdout
+    assert "id=9    missing_in_target" in done.stdout and "id=500  extra_in_target" in done.stdout
+    assert "segment [" in done.stdout  # verbose: every segment is logged
+    assert done.stdout.rstrip().endswith("DIFFERENT (data inconsistent)")
+    counted = run("--algorithm", "countdiff")
+    assert counted.returncode == 0 and counted.stdout.rstrip().endswith("same")  # one deleted, one inserted
+    unknown = run("--table", "nope")
+    assert unknown.returncode == 2 and "task 'copy' has no table 'nope'" in unknown.stderr

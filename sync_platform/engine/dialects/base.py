@@ -102,6 +102,10 @@ class Dialect(ABC):
         """SQL turning a row's encoded text into a non-negative 60-bit integer (md5-based)."""
         raise NotImplementedError(f"{self.name} cannot compute diffs")
 
+    def native_row_hash_sql(self, text_sql: str) -> str | None:
+        """A faster 64-bit hash usable when BOTH sides are this dialect (None: use row_hash_sql)."""
+        return None
+
     def checksum_sum_sql(self, hash_sql: str) -> str:
         """SQL aggregate of row hashes whose value, read as an integer mod 2^64, is the checksum."""
         return f"sum({hash_sql})"

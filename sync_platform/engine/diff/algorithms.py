@@ -43,7 +43,7 @@ def _resolve_columns(
             "hashdiff needs key columns: the source table has no primary key; set run_config.key_columns "
             "(countdiff and md5diff work without one)"
         )
-    extra = list(options.extra_columns or [n for n in source.names if n not in keys])
+    extra = list(options.extra_columns) if options.extra_columns is not None else [n for n in source.names if n not in keys]
     for side, schema in (("source", source), ("target", target)):
         missing = [n for n in keys + extra if n not in schema.names]
         if missing:
@@ -94,13 +94,15 @@ class _HashDiff:
         futures = [self.pool.submit(getattr(side, fn_name), *args) for side in (self.source, self.target)]
         return tuple(f.result() for f in futures)
 
-    def top(self) -> _Range:
-        source, target = self.both("stats", KeyRange())
-        self.segments += 1
-        return _Range(KeyRange(), source.get(0, _EMPTY), target.get(0, _EMPTY))
+    def root(self) -> _Range:
+        """The whole slice, known only by its row counts (cheap): the first split computes the
+        checksums, so no scan is spent on a whole-slice checksum before splitting."""
+        source_rows, target_rows = self.both("count", KeyRange())
+        return _Range(KeyRange(), Stats(source_rows, -1), Stats(target_rows, -1))
 
-    def split(self, r: _Range) -> list[_Range]:
-        """Cut a differing range at its larger side's key quantiles; keep the differing segments."""
+    def split(self, r: _Range) -> tuple[list[_Range], Stats, Stats]:
+        """Cut a differing range at its larger side's key quantiles; return the differing segments
+        and the range's totals on each side."""
         started = time.monotonic()
         larger = self.source if r.source.rows >= r.target.rows else self.target
         rows = max(r.source.rows, r.target.rows)
@@ -108,6 +110,7 @@ class _HashDiff:
         source, target = self.both("stats", r.key_range, bounds)
         edges = [r.key_range.low, *bounds, r.key_range.high]
         children = []
+        totals = [Stats(sum(x.rows for x in side.values()), sum(x.checksum for x in side.values())) for side in (source, target)]
         for index in range(len(bounds) + 1):
             s, t = source.get(index, _EMPTY), target.get(index, _EMPTY)
             self.segments += 1
@@ -126,7 +129,7 @@ class _HashDiff:
                 children.append(_Range(child, s, t))
         if self.options.verbose:
             self.log(f"split {r.key_range} into {len(bounds) + 1} segments in {time.monotonic() - started:.3f}s")
-        return children
+        return children, *totals
 
     def compare_rows(self, r: _Range) -> list[RowDiff]:
         source_rows, target_rows = self.both("rows", r.key_range)
@@ -145,9 +148,17 @@ class _HashDiff:
         return diffs
 
     def run(self) -> tuple[Stats, Stats, bool]:
+        """Bisect level by level; return each side's totals and whether `limit` cut the search."""
         try:
-            top = self.top()
-            level = [top] if top.source != top.target else []
+            root = self.root()
+            if max(root.source.rows, root.target.rows) < self.options.bisection_threshold:
+                self.found = self.compare_rows(root)
+                totals = self.both("stats", KeyRange())
+                source, target = (t.get(0, _EMPTY) for t in totals)
+                self.segments += 1
+                level = []
+            else:
+                level, source, target = self.split(root)
             while level and len(self.found) < self.options.limit:
                 leaves, inner = [], []
                 for r in level:
@@ -156,10 +167,10 @@ class _HashDiff:
                 with ThreadPoolExecutor(max_workers=self.options.threads, thread_name_prefix="level") as ranges:
                     for diffs in ranges.map(self.compare_rows, leaves):
                         self.found.extend(diffs)
-                    level = [child for children in ranges.map(self.split, inner) for child in children]
+                    level = [child for children, _, _ in ranges.map(self.split, inner) for child in children]
             truncated = len(self.found) > self.options.limit or (bool(level) and len(self.found) >= self.options.limit)
             del self.found[self.options.limit :]
-            return top.source, top.target, truncated
+            return source, target, truncated
         finally:
             self.pool.shutdown(cancel_futures=True)
 
@@ -173,8 +184,10 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
     need_key = options.algorithm == "hashdiff"
     source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
     s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
-    source_q = SliceQueries(source, s_keys, s_cols)
-    target_q = SliceQueries(target, t_keys, t_cols)
+    # Both sides on one kind of database: its native row hash (if any) instead of md5.
+    native = type(source.dialect) is type(target.dialect) and source.dialect.native_row_hash_sql("") is not None
+    source_q = SliceQueries(source, s_keys, s_cols, native)
+    target_q = SliceQueries(target, t_keys, t_cols, native)
     try:
         if options.algorithm == "md5diff":
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
