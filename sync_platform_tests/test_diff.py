@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from sync_platform.engine import TableName, dialect_for
+from sync_platform.engine import TableName, UnsupportedColumn, dialect_for
 from sync_platform.engine.diff import DiffError, DiffOptions, RowKind, Side, diff
 
 from .sample_data import ROWS, create_pg, create_sqlite
@@ -288,3 +288,27 @@ def test_cli_diff_prints_rows_and_exits_by_result(tmp_path):
     assert counted.returncode == 0 and counted.stdout.rstrip().endswith("same")  # one deleted, one inserted
     unknown = run("--table", "nope")
     assert unknown.returncode == 2 and "task 'copy' has no table 'nope'" in unknown.stderr
+
+
+def test_naive_timestamps_compare_with_instants_in_the_source_timezone(pg_url, tmp_path):
+    """A timestamptz source and a timestamp target holding Asia/Shanghai wall-clock times."""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE a (id int PRIMARY KEY, at timestamptz)")
+        conn.execute("CREATE TABLE b (id int PRIMARY KEY, at timestamp)")
+        conn.execute("INSERT INTO a VALUES (1, '2024-01-01 00:00:00+00'), (2, '2024-06-30 16:30:00.5+00'), (3, NULL)")
+        conn.execute("INSERT INTO b VALUES (1, '2024-01-01 08:00:00'), (2, '2024-07-01 00:30:00.5'), (3, NULL)")
+
+    def run(zone, algorithm="hashdiff"):
+        return diff(
+            Side(dialect_for(pg_url, zone), TableName("a")), Side(dialect_for(pg_url, zone), TableName("b")),
+            DiffOptions(algorithm=algorithm),
+        )
+
+    assert run("Asia/Shanghai").same and run("Asia/Shanghai", "md5diff").same
+    shifted = run("UTC")  # read in the wrong zone, every non-NULL value is 8 hours off
+    assert [(r.key, r.columns) for r in shifted.rows] == [(("1",), ("at",)), (("2",), ("at",))]
+    conn = sqlite3.connect(tmp_path / "naive.db")
+    conn.execute("CREATE TABLE b (id INT PRIMARY KEY, at TIMESTAMP)")
+    conn.close()
+    with pytest.raises(UnsupportedColumn, match="sqlite cannot convert column 'at' from UTC to UTC"):
+        diff(Side(dialect_for(pg_url), TableName("a")), Side(dialect_for(f"sqlite:///{tmp_path}/naive.db"), TableName("b")), DiffOptions())

@@ -10,7 +10,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import LoadFailed
+from ..errors import LoadFailed, UnsupportedColumn
 
 _ORDER_TERM = re.compile(r"^\s*(?P<column>\"[^\"]+\"|`[^`]+`|[^\s,]+)(?:\s+(?P<direction>asc|desc))?\s*$", re.I)
 
@@ -95,15 +95,28 @@ class Dialect(ABC):
 
     def canonical_text_sql(self, column: Column) -> str:
         """SQL rendering the column's value as its canonical text (the contract in columns.py and
-        diff/__init__.py), NULL staying NULL."""
+        diff/__init__.py)."""
         raise NotImplementedError(f"{self.name} cannot compute diffs")
+
+    def naive_as_utc_sql(self, column: Column) -> str:
+        """A naive timestamp column, read as wall-clock time in `self.timezone`, rendered as the
+        canonical text of that instant in UTC: how it compares with a timestamptz column."""
+        raise UnsupportedColumn(
+            f"{self.name} cannot convert column {column.name!r} from {self.timezone} to UTC; compare it with a "
+            "column of the same kind (timestamp with timestamp)"
+        )
 
     def row_hash_sql(self, text_sql: str) -> str:
         """SQL turning a row's encoded text into a non-negative 60-bit integer (md5-based)."""
         raise NotImplementedError(f"{self.name} cannot compute diffs")
 
-    def native_row_hash_sql(self, text_sql: str) -> str | None:
-        """A faster 64-bit hash usable when BOTH sides are this dialect (None: use row_hash_sql)."""
+    # Kinds whose typed equality in this database is exactly the contract's equality, so that a
+    # diff between two databases of this dialect may hash the typed values (native_row_hash_sql).
+    natively_hashable: frozenset[Kind] = frozenset()
+
+    def native_row_hash_sql(self, values_sql: list[str]) -> str | None:
+        """A 64-bit hash of a row of typed values and canonical texts, usable when BOTH sides are
+        this dialect; None when it has none (then row_hash_sql of the encoded row is used)."""
         return None
 
     def checksum_sum_sql(self, hash_sql: str) -> str:

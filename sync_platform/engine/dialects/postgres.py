@@ -226,13 +226,26 @@ class PostgresDialect(Dialect):
             return f"encode({q}, 'hex')"
         return f"{q}::text"
 
+    def naive_as_utc_sql(self, column: Column) -> str:
+        zone = self.timezone.replace("'", "''")
+        return f"to_char(({self.quote(column.name)} AT TIME ZONE '{zone}') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+
     def row_hash_sql(self, text_sql: str) -> str:
         return f"('x' || substr(md5({text_sql}), 18))::bit(60)::bigint"
 
-    def native_row_hash_sql(self, text_sql: str) -> str | None:
-        # Stable across versions and platforms (hash partitioning depends on it) and ~3x cheaper
-        # than md5: measured on lineitem SF1, a full pass 13.3 s with md5, ~8 s with this.
-        return f"hashtextextended({text_sql}, 0)"
+    # Hash opclasses agree with equality: numeric 1.50 = 1.5, int2/int4/int8 hash alike, bpchar
+    # ignores trailing blanks as its text does. Floats are left out (the contract compares them to
+    # 15 digits, their hash exactly) and so is json (no hash opclass).
+    natively_hashable = frozenset(
+        {Kind.INT16, Kind.INT32, Kind.INT64, Kind.DECIMAL, Kind.STRING, Kind.BOOL, Kind.DATE, Kind.TIMESTAMP,
+         Kind.TIMESTAMPTZ, Kind.TIME, Kind.BINARY, Kind.UUID}
+    )
+
+    def native_row_hash_sql(self, values_sql: list[str]) -> str | None:
+        # hash_record_extended: stable across versions and platforms (hash partitioning relies on
+        # its element hashes) and no text to build: measured on lineitem SF1, a full pass takes
+        # 2.8 s against 7.7 s for canonical text + hash and 13.3 s for canonical text + md5.
+        return f"hash_record_extended(ROW({', '.join(values_sql)}), 0)"
 
     def key_sql(self, column: Column) -> str:
         q = self.quote(column.name)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from ..columns import Column, TableSchema
+from ..columns import Column, Kind, TableSchema
 from .queries import KeyRange, SliceQueries, Stats
 from .values import DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
 
@@ -53,6 +53,32 @@ def _resolve_columns(
         [source.column(n) for n in extra],
         [target.column(n) for n in keys],
         [target.column(n) for n in extra],
+    )
+
+
+def _naive_against_aware(source: list[Column], target: list[Column]) -> tuple[frozenset[str], frozenset[str]]:
+    """Columns holding a naive timestamp where the other side has a timestamptz: those compare as
+    UTC instants, the naive values read in their side's time zone (the task's source_timezone)."""
+    pairs = list(zip(source, target))
+    naive = {Kind.TIMESTAMP}, {Kind.TIMESTAMPTZ}
+    source_naive = frozenset(s.name for s, t in pairs if {s.kind} == naive[0] and {t.kind} == naive[1])
+    target_naive = frozenset(t.name for s, t in pairs if {t.kind} == naive[0] and {s.kind} == naive[1])
+    return source_naive, target_naive
+
+
+_INTEGERS = {Kind.INT16, Kind.INT32, Kind.INT64}
+
+
+def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols: list[Column]) -> frozenset[str] | None:
+    """Both sides one dialect with a native row hash: the columns it may hash as typed values
+    (same kind on both sides, or integers of any width); None: use md5 of canonical text."""
+    dialect = source.dialect
+    if type(dialect) is not type(target.dialect) or dialect.native_row_hash_sql([]) is None:
+        return None
+    return frozenset(
+        s.name
+        for s, t in zip(s_cols, t_cols)
+        if s.kind in dialect.natively_hashable and (s.kind == t.kind or {s.kind, t.kind} <= _INTEGERS)
     )
 
 
@@ -184,10 +210,10 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
     need_key = options.algorithm == "hashdiff"
     source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
     s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
-    # Both sides on one kind of database: its native row hash (if any) instead of md5.
-    native = type(source.dialect) is type(target.dialect) and source.dialect.native_row_hash_sql("") is not None
-    source_q = SliceQueries(source, s_keys, s_cols, native)
-    target_q = SliceQueries(target, t_keys, t_cols, native)
+    source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
+    native = _natively_hashable(source, target, s_keys + s_cols, t_keys + t_cols)
+    source_q = SliceQueries(source, s_keys, s_cols, native, source_naive)
+    target_q = SliceQueries(target, t_keys, t_cols, native, target_naive)
     try:
         if options.algorithm == "md5diff":
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:

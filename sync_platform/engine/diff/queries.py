@@ -41,29 +41,48 @@ class KeyRange:
 
 
 class SliceQueries:
-    def __init__(self, side: Side, keys: Sequence[Column], columns: Sequence[Column], native_hash: bool = False):
+    def __init__(
+        self,
+        side: Side,
+        keys: Sequence[Column],
+        columns: Sequence[Column],
+        native_hash: frozenset[str] | None = None,
+        naive_as_utc: frozenset[str] = frozenset(),
+    ):
+        """`native_hash`: when both sides are the same dialect, the columns whose typed values it may
+        hash (the others enter the same row hash as canonical text); None: md5 of the encoded row.
+        `naive_as_utc`: naive timestamp columns compared with a timestamptz on the other side."""
         self.side = side
+        self.naive_as_utc = naive_as_utc
         self.dialect = side.dialect
         self.keys = list(keys)
         self.columns = list(columns)  # compared non-key columns
         d = self.dialect
         self._key_sql = [d.key_sql(k) for k in self.keys]
         self._key_tuple = self._key_sql[0] if len(self.keys) == 1 else "(" + ", ".join(self._key_sql) + ")"
-        encoded = " || ".join(self._encoded(c) for c in self.keys + self.columns)
-        row_hash = d.native_row_hash_sql(encoded) if native_hash else d.row_hash_sql(encoded)
+        if native_hash is not None:
+            values = [d.quote(c.name) if c.name in native_hash else self._canonical(c) for c in self.keys + self.columns]
+            row_hash = d.native_row_hash_sql(values)
+        else:
+            row_hash = d.row_hash_sql(" || ".join(self._encoded(c) for c in self.keys + self.columns))
         self._checksum = d.checksum_sum_sql(row_hash)
+
+    def _text(self, column: Column) -> str:
+        if column.name in self.naive_as_utc:
+            return self.dialect.naive_as_utc_sql(column)
+        return self.dialect.canonical_text_sql(column)
 
     def _encoded(self, column: Column) -> str:
         # NULL is tested on the column itself: some canonical expressions map NULL to text
         # (SQLite's hex(NULL) is '', printf('%e', NULL) is 0).
         q = self.dialect.quote(column.name)
-        text = self.dialect.canonical_text_sql(column)
+        text = self._text(column)
         if column.kind in (Kind.STRING, Kind.JSON):
             return f"(CASE WHEN {q} IS NULL THEN '~' ELSE length({text}) || ':' || {text} END)"
         return f"(CASE WHEN {q} IS NULL THEN '~|' ELSE {text} || '|' END)"
 
     def _canonical(self, column: Column) -> str:
-        return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self.dialect.canonical_text_sql(column)} END"
+        return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self._text(column)} END"
 
     def _key_value_sql(self, key: Key) -> tuple[str, tuple]:
         marks = ", ".join(self.dialect.param for _ in key)
