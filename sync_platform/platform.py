@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from functools import cached_property
 
-from .config.models import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD, LocalStoreConfig, RunConfig, S3StoreConfig, SyncConfig, TableRef
+from .config.models import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD, FilterConfig, LocalStoreConfig, RunConfig, S3StoreConfig, SyncConfig, TableRef
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
 from .engine.diff import DiffOptions, DiffResult, Side, diff
+from .engine.filters import Condition, RowFilter, last_window
+from .engine.manifest import MANIFEST_NAME, read_manifest
 from .engine.stores import LocalStore, ObjectStore, S3Store
 
 
@@ -25,6 +29,7 @@ class TableSync:
     store_id: str
     bucket: str | None
     csv_compression: str
+    filters: FilterConfig | None = None
 
     @property
     def export_folder(self) -> str:
@@ -66,6 +71,7 @@ class Platform:
                     store_id=task.s3_config_id or default_store,
                     bucket=task.s3_config_bucket,
                     csv_compression=task.store.csv_compression,
+                    filters=task.filters,
                 )
             ]
             for task in self.config.tasks
@@ -96,9 +102,40 @@ class Platform:
             return LocalStore(config.path)
         return S3Store(s3_client(config), bucket=table.bucket or config.bucket, prefix=config.prefix)
 
+    # --- filters -------------------------------------------------------------------------------------
+    def row_filter(self, table: TableSync, side: str, anchor: datetime) -> RowFilter | None:
+        """The task's filter rules for the "source" or "target" side; a time range ends at `anchor`
+        (wall-clock time in source_timezone)."""
+        rules = table.filters
+        if rules is None:
+            return None
+        window = rules.time_range and last_window(rules.time_range.column, rules.time_range.last, rules.time_range.unit, anchor)
+        row_filter = RowFilter(
+            conditions=tuple(Condition(c.column, c.op, c.value) for c in rules.conditions),
+            match=rules.match,
+            window=window or None,
+            custom_sql=rules.source_where if side == "source" else rules.target_where,
+        )
+        return row_filter if (row_filter.conditions or row_filter.window or row_filter.custom_sql) else None
+
+    def export_anchor(self, table: TableSync) -> datetime:
+        """The anchor the latest export used (so import and diff see its exact window), else now."""
+        store = self.store(table)
+        if store.exists(f"{table.export_folder}/{MANIFEST_NAME}"):
+            recorded = read_manifest(store, table.export_folder).extra.get("anchor")
+            if recorded:
+                return datetime.fromisoformat(recorded)
+        return self.now(table)
+
+    @staticmethod
+    def now(table: TableSync) -> datetime:
+        return datetime.now(ZoneInfo(table.run_config.source_timezone)).replace(tzinfo=None, microsecond=0)
+
     # --- the three stages ------------------------------------------------------------------------
-    def export(self, table: TableSync) -> ExportResult:
+    def export(self, table: TableSync, anchor: datetime | None = None) -> ExportResult:
+        """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now."""
         rc = table.run_config
+        anchor = anchor or self.now(table)
         request = ExportRequest(
             task=table.task,
             table=table.source.table_name,
@@ -108,12 +145,16 @@ class Platform:
             parallel=rc.export_compress_parallel,
             # Rows are exported in import_order_by order so they land in the target in that order.
             order_by=rc.import_order_by,
+            where=self.row_filter(table, "source", anchor),
+            extra={"anchor": anchor.isoformat()},
         )
         return export_table(self.dialect(table.source, rc), self.store(table), request)
 
     def load(self, table: TableSync) -> ImportResult:
+        """Replace the target's slice (its filter, with the export's anchor) by the export."""
+        where = self.row_filter(table, "target", self.export_anchor(table))
         return import_export(
-            self.dialect(table.target, table.run_config), self.store(table), table.export_folder, table.target.table_name
+            self.dialect(table.target, table.run_config), self.store(table), table.export_folder, table.target.table_name, where
         )
 
     def diff(self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None) -> DiffResult:
@@ -129,6 +170,7 @@ class Platform:
             bisection_threshold=rc.bisection_threshold or DEFAULT_BISECTION_THRESHOLD,
             verbose=rc.verbose,
         )
-        source = Side(self.dialect(table.source, rc), table.source.table_name)
-        target = Side(self.dialect(table.target, rc), table.target.table_name)
+        anchor = self.export_anchor(table)
+        source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor))
+        target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor))
         return diff(source, target, options, logger)

@@ -8,12 +8,14 @@ the task, the field and the ids that exist.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ..engine.columns import TableName
+from ..engine.filters import Condition
+from .where import validate_custom_where
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -154,6 +156,41 @@ class StoreRef(Model):
     csv_compression: Literal["zstd", "gzip"] = "zstd"
 
 
+class ConditionConfig(Model):
+    column: str
+    op: str
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> ConditionConfig:
+        Condition(self.column, self.op, self.value)  # FilterError names the operator and valid values
+        return self
+
+
+class TimeRangeConfig(Model):
+    """The last N months/years before the run's anchor time (see filters.resolve_time_range)."""
+
+    column: str
+    last: int = Field(ge=1)
+    unit: Literal["month", "year"]
+
+
+class FilterConfig(Model):
+    """The spec's filter rules: conditions joined by AND (match: all) or OR (match: any), a time
+    range, and a custom WHERE for each side (one boolean expression, no trailing `;`)."""
+
+    match: Literal["all", "any"] = "all"
+    conditions: list[ConditionConfig] = []
+    time_range: TimeRangeConfig | None = None
+    source_where: str | None = None
+    target_where: str | None = None
+
+    @field_validator("source_where", "target_where")
+    @classmethod
+    def _one_boolean_expression(cls, value: str | None) -> str | None:
+        return None if value is None else validate_custom_where(value)
+
+
 class TableToTableTask(Model):
     name: str
     type: Literal["table_to_table"]
@@ -161,6 +198,7 @@ class TableToTableTask(Model):
     source: TableRef
     target: TableRef
     store: StoreRef = StoreRef()
+    filters: FilterConfig | None = None
     run_config: RunConfig = RunConfig()
 
     @field_validator("name")

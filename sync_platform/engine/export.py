@@ -14,13 +14,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
 
 from .columns import TableName, TableSchema
 from .dialects import Dialect
+from .filters import RowFilter
 from .formats import FileFormat
 from .manifest import ExportFile, Manifest, manifest_key
 from .stores import ObjectStore
@@ -34,8 +35,9 @@ class ExportRequest:
     file_format: FileFormat
     batch_rows: int = 100_000
     parallel: int = 5
-    where: str | None = None
+    where: RowFilter | None = None
     order_by: str | None = None
+    extra: dict = field(default_factory=dict)  # recorded in the manifest (e.g. the filter's anchor)
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -77,7 +79,8 @@ def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, 
 def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None) -> ExportResult:
     started = time.monotonic()
     schema = schema or source.reflect(request.table)
-    query = source.select_sql(request.table, schema, request.where, request.order_by)
+    where = request.where.where(schema, source.quote) if request.where else None  # checks columns, values
+    query = str(source.select_sql(request.table, schema, where, request.order_by))
     folder = request.folder
     # Remove the old manifest first: until the new one is written the export reads as incomplete.
     store.delete([manifest_key(folder)])
@@ -87,7 +90,7 @@ def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, sc
     in_flight: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
         try:
-            chunks = rebatch(source.read_batches(request.table, schema, request.where, request.order_by), request.batch_rows, schema.arrow_schema)
+            chunks = rebatch(source.read_batches(request.table, schema, where, request.order_by), request.batch_rows, schema.arrow_schema)
             for number, chunk in enumerate(chunks):
                 if len(in_flight) >= request.parallel:
                     written.append(in_flight.popleft().result())
@@ -111,6 +114,7 @@ def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, sc
         files=tuple(written),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         order_by=request.order_by,
+        extra=dict(request.extra),
     )
     store.put(manifest_key(folder), manifest.to_json().encode())
     return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started)

@@ -18,6 +18,7 @@ import pyarrow as pa
 from .columns import TableName, TableSchema
 from .dialects import Dialect
 from .errors import ExportIncomplete, LoadFailed
+from .filters import RowFilter, Where
 from .formats import FileFormat, format_for_file
 from .manifest import ExportFile, Manifest, read_manifest
 from .stores import ObjectStore
@@ -97,11 +98,14 @@ def check_target_columns(target: Dialect, table: TableName, schema: TableSchema)
 
 
 def import_export(
-    target: Dialect, store: ObjectStore, folder: str, table: TableName, where: str | None = None
+    target: Dialect, store: ObjectStore, folder: str, table: TableName, where: RowFilter | Where | str | None = None
 ) -> ImportResult:
+    """Replace the target rows matching `where` (all rows when None) by the export's rows."""
     started = time.monotonic()
     manifest = read_manifest(store, folder)
     check_target_columns(target, table, manifest.schema)
+    if isinstance(where, RowFilter):
+        where = where.where(manifest.schema, target.quote)
     files = _verified_files(store, folder, manifest, as_text=target.loads_csv_text)
     rows = target.replace_rows(table, manifest.schema, files, expected_rows=manifest.rows, where=where)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)

@@ -11,6 +11,12 @@ import pyarrow as pa
 
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import LoadFailed, UnsupportedColumn
+from ..filters import Where
+
+
+def as_where(where: Where | str | None) -> Where | None:
+    """Accept plain SQL text where a Where is expected (trusted callers and tests)."""
+    return Where.text(where) if isinstance(where, str) else where
 
 _ORDER_TERM = re.compile(r"^\s*(?P<column>\"[^\"]+\"|`[^`]+`|[^\s,]+)(?:\s+(?P<direction>asc|desc))?\s*$", re.I)
 
@@ -64,14 +70,27 @@ class Dialect(ABC):
             terms.append(f"{self.quote(column)} {(match['direction'] or 'asc').upper()}")
         return ", ".join(terms)
 
-    def select_sql(self, table: TableName, schema: TableSchema, where: str | None, order_by: str | None) -> str:
+    def select_sql(self, table: TableName, schema: TableSchema, where: Where | None, order_by: str | None) -> Where:
+        """The export's SELECT, as SQL text around the filter's bound values."""
         columns = ", ".join(self.select_expression(c) for c in schema.columns)
-        sql = f"SELECT {columns} FROM {self.qualified(table)}"
-        if where:
-            sql += f" WHERE {where}"
-        if order_by:
-            sql += f" ORDER BY {self.order_by_sql(order_by, schema)}"
-        return sql
+        head = f"SELECT {columns} FROM {self.qualified(table)}"
+        tail = f" ORDER BY {self.order_by_sql(order_by, schema)}" if order_by else ""
+        return self.statement(head, where, tail)
+
+    @staticmethod
+    def statement(head: str, where: Where | str | None, tail: str = "") -> Where:
+        """`head [WHERE where] tail` with the where's bound values in place."""
+        where = as_where(where)
+        if where is None:
+            return Where.text(head + tail)
+        parts = list(where.parts)
+        parts[0] = f"{head} WHERE {parts[0]}"
+        parts[-1] += tail
+        return Where(tuple(parts), where.params)
+
+    def bind(self, where: Where) -> tuple:
+        """The where's values as this database's driver binds them."""
+        return tuple(self.param_value(v) for v in where.params)
 
     def select_expression(self, column: Column) -> str:
         """How a column is selected so the driver hands back its canonical value."""
@@ -92,6 +111,7 @@ class Dialect(ABC):
 
     # --- data diff idioms (see ../diff/) ---------------------------------------------------------
     param = "?"  # the driver's placeholder for a bound value in query()
+    param_escapes_percent = False  # the driver reads `%` in SQL text as a placeholder
 
     def canonical_text_sql(self, column: Column) -> str:
         """SQL rendering the column's value as its canonical text (the contract in columns.py and
@@ -127,8 +147,8 @@ class Dialect(ABC):
         """A key column as compared and ordered by the diff (byte order for text on every side)."""
         return self.quote(column.name)
 
-    def key_param(self, value):
-        """A key value read from either side, as this database compares it with key_sql."""
+    def param_value(self, value):
+        """A value (a key read from either side, a filter value) as this database binds it."""
         return value
 
     @abstractmethod
@@ -160,12 +180,12 @@ class Dialect(ABC):
 
     @abstractmethod
     def read_batches(
-        self, table: TableName, schema: TableSchema, where: str | None = None, order_by: str | None = None
+        self, table: TableName, schema: TableSchema, where: Where | None = None, order_by: str | None = None
     ) -> Iterator[pa.RecordBatch]:
         """Stream the rows as canonical Arrow batches, never holding the table in memory."""
 
     @abstractmethod
-    def count_rows(self, table: TableName, where: str | None = None) -> int: ...
+    def count_rows(self, table: TableName, where: Where | None = None) -> int: ...
 
     @abstractmethod
     def replace_rows(
@@ -174,7 +194,7 @@ class Dialect(ABC):
         schema: TableSchema,
         files: Iterable[LoadFile],
         expected_rows: int,
-        where: str | None = None,
+        where: Where | None = None,
     ) -> int:
         """In ONE transaction: create the table if missing, delete the rows matching `where` (all
         rows when None), bulk-load `files`, check the row count, commit. Any failure or interruption

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, TableNotFound, UnsupportedColumn
+from ..filters import Where
 from .base import Dialect, LoadFile
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
@@ -182,13 +183,13 @@ class PostgresDialect(Dialect):
         return conn
 
     def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
-        sql = self.select_sql(table, schema, where, order_by)
+        statement = self.select_sql(table, schema, where, order_by)
         target = schema.arrow_schema
         conn = self._adbc()
         try:
             cursor = conn.cursor()
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
-            cursor.execute(sql)
+            cursor.execute(statement.sql("${n}"), self.bind(statement) or None)  # ADBC binds $1, $2, ...
             for batch in cursor.fetch_record_batch():
                 arrays = []
                 for column, array, field in zip(schema.columns, batch.columns, target):
@@ -203,6 +204,7 @@ class PostgresDialect(Dialect):
 
     # --- data diff idioms -------------------------------------------------------------------------
     param = "%s"
+    param_escapes_percent = True
 
     def canonical_text_sql(self, column: Column) -> str:
         q = self.quote(column.name)
@@ -273,10 +275,10 @@ class PostgresDialect(Dialect):
         while self._idle:
             self._idle.pop().close()
 
-    def count_rows(self, table: TableName, where: str | None = None) -> int:
+    def count_rows(self, table: TableName, where=None) -> int:
+        statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
         with self._psycopg() as conn:
-            sql = f"SELECT count(*) FROM {self.qualified(table)}" + (f" WHERE {where}" if where else "")
-            return conn.execute(sql).fetchone()[0]
+            return conn.execute(statement.sql("%s", escape_percent=True), self.bind(statement)).fetchone()[0]
 
     def _create_sql(self, table: TableName, schema: TableSchema) -> tuple[str, str | None]:
         """CREATE TABLE without its primary key, and the ALTER that adds it once the rows are in:
@@ -289,14 +291,14 @@ class PostgresDialect(Dialect):
         )
         return self.create_table_sql(table, bare), add_key
 
-    def _clear_sql(self, table: TableName, where: str | None) -> str:
+    def _clear_sql(self, table: TableName, where) -> Where:
         """A full refresh TRUNCATEs (transactional in PostgreSQL): no dead rows for the new ones to
         wade through, table identity (grants, views, indexes) kept. Its lock makes readers wait for
         the commit and then see the new rows. A slice (where) is DELETEd: readers keep seeing the
         old rows of that slice until the commit."""
         if where is None:
-            return f"TRUNCATE {self.qualified(table)}"
-        return f"DELETE FROM {self.qualified(table)} WHERE {where}"
+            return Where.text(f"TRUNCATE {self.qualified(table)}")
+        return self.statement(f"DELETE FROM {self.qualified(table)}", where)
 
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
         copy_sql = (
@@ -310,7 +312,8 @@ class PostgresDialect(Dialect):
                 created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
                 if created:
                     conn.execute(create)
-                conn.execute(self._clear_sql(table, where))
+                clear = self._clear_sql(table, where)
+                conn.execute(clear.sql("%s", escape_percent=True), self.bind(clear))
                 loaded = 0
                 with conn.cursor() as cursor:
                     for file in files:

@@ -203,7 +203,8 @@ class SQLiteDialect(Dialect):
         readers = [_reader(c) for c in schema.columns]
         conn = self._connect(readonly=True)
         try:
-            cursor = conn.execute(self.select_sql(table, schema, where, order_by))
+            statement = self.select_sql(table, schema, where, order_by)
+            cursor = conn.execute(statement.sql("?"), self.bind(statement))
             while rows := cursor.fetchmany(_READ_BATCH_ROWS):
                 columns = list(zip(*rows))
                 yield pa.RecordBatch.from_arrays(
@@ -254,7 +255,7 @@ class SQLiteDialect(Dialect):
     def checksum_sum_sql(self, hash_sql: str) -> str:
         return f"sync_exact_sum({hash_sql})"
 
-    def key_param(self, value):
+    def param_value(self, value):
         if isinstance(value, datetime):
             text = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
             return text.isoformat(sep=" ", timespec="microseconds") + ("Z" if value.tzinfo else "")
@@ -271,11 +272,11 @@ class SQLiteDialect(Dialect):
         finally:
             conn.close()
 
-    def count_rows(self, table: TableName, where: str | None = None) -> int:
+    def count_rows(self, table: TableName, where=None) -> int:
         conn = self._connect(readonly=True)
         try:
-            sql = f"SELECT count(*) FROM {self.qualified(table)}" + (f" WHERE {where}" if where else "")
-            return conn.execute(sql).fetchone()[0]
+            statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
+            return conn.execute(statement.sql("?"), self.bind(statement)).fetchone()[0]
         finally:
             conn.close()
 
@@ -289,7 +290,8 @@ class SQLiteDialect(Dialect):
             conn.execute("BEGIN IMMEDIATE")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table.name,)).fetchone():
                 conn.execute(self.create_table_sql(table, schema))
-            conn.execute(f"DELETE FROM {self.qualified(table)}" + (f" WHERE {where}" if where else ""))
+            clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
+            conn.execute(clear.sql("?"), self.bind(clear))
             loaded = 0
             for file in files:
                 for batch in file.record_batches():

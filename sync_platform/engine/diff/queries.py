@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from ..columns import Column, Kind
+from ..dialects.base import as_where
 from .values import DiffError, Side
 
 Key = tuple  # a key's values as the side's driver returns them
@@ -86,13 +87,15 @@ class SliceQueries:
 
     def _key_value_sql(self, key: Key) -> tuple[str, tuple]:
         marks = ", ".join(self.dialect.param for _ in key)
-        params = tuple(self.dialect.key_param(v) for v in key)
+        params = tuple(self.dialect.param_value(v) for v in key)
         return (marks if len(key) == 1 else f"({marks})"), params
 
     def _filter(self, key_range: KeyRange) -> tuple[str, tuple]:
         conditions, params = [], ()
-        if self.side.where:
-            conditions.append(f"({self.side.where})")
+        where = as_where(self.side.where)
+        if where is not None:
+            conditions.append(f"({where.sql(self.dialect.param, escape_percent=self.dialect.param_escapes_percent)})")
+            params += self.dialect.bind(where)
         for bound, op, first_op in ((key_range.low, ">=", ">="), (key_range.high, "<", "<=")):
             if bound is not None:
                 value_sql, value_params = self._key_value_sql(bound)
@@ -102,7 +105,7 @@ class SliceQueries:
                     # Redundant, but planners estimate a plain range on the first key column well
                     # (a row-value range poorly) and so pick the index instead of a full scan.
                     conditions.append(f"{self._key_sql[0]} {first_op} {self.dialect.param}")
-                    params += (self.dialect.key_param(bound[0]),)
+                    params += (self.dialect.param_value(bound[0]),)
         return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
 
     def _table(self) -> str:

@@ -7,6 +7,7 @@ from enum import Enum
 
 from ..columns import TableName
 from ..dialects import Dialect
+from ..filters import RowFilter, Where
 
 ALGORITHMS = ("countdiff", "md5diff", "hashdiff")
 DEFAULT_BISECTION_FACTOR = 32
@@ -23,7 +24,7 @@ class Side:
 
     dialect: Dialect
     table: TableName
-    where: str | None = None
+    where: RowFilter | Where | str | None = None  # a RowFilter is rendered on the reflected table
 
     def __str__(self) -> str:
         return f"{self.dialect.name}:{self.table}" + (f" WHERE {self.where}" if self.where else "")
