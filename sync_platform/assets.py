@@ -2,6 +2,9 @@
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 
 from . import naming
@@ -17,6 +20,18 @@ def _column_schema(schema: TableSchema) -> dg.TableSchema:
     )
 
 
+SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
+
+
+def run_anchor(context: dg.AssetExecutionContext, table: TableSync) -> datetime:
+    """Where a time-range filter ends: the run's scheduled time (a schedule tick), else now; as
+    wall-clock time in the task's source_timezone."""
+    scheduled = context.run.tags.get(SCHEDULED_TIME_TAG)
+    moment = datetime.fromisoformat(scheduled) if scheduled else datetime.now(timezone.utc)
+    zone = ZoneInfo(table.run_config.source_timezone)
+    return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
+
+
 def _rate(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
@@ -29,7 +44,7 @@ def build_export_asset(table: TableSync, store_kind: str) -> dg.AssetsDefinition
         description=f"Export files of {table.source.datasource}.{table.source.table} ({table.run_config.batch_file_format}).",
     )
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
-        result = sync.platform.export(table)
+        result = sync.platform.export(table, anchor=run_anchor(context, table))
         manifest = result.manifest
         context.log.info(f"exported {manifest.rows} rows in {len(manifest.files)} files to {result.location}")
         return dg.MaterializeResult(
