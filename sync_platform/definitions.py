@@ -1,5 +1,6 @@
-"""The code location: one job per task, and per synced table an export asset, an imported-table
-asset and a blocking data-diff check. A configuration error fails the load with its message."""
+"""The code location: one job per task (with its cron schedule or immediate sensor), and per synced
+table an export asset, an imported-table asset and a blocking data-diff check. A configuration
+error fails the load with its message."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dagster as dg
 
 from . import naming
 from .assets import build_data_diff_check, build_export_asset, build_imported_asset
+from .automation import build_immediate_sensor, build_schedule
 from .config import default_config_path, load_config
 from .config.models import LocalStoreConfig
 from .engine.dialects import url_scheme
@@ -19,7 +21,7 @@ from .resources import SyncPlatformResource
 def build_definitions(config_path: str | Path) -> dg.Definitions:
     config = load_config(config_path)
     platform = Platform(config)
-    assets, checks, jobs = [], [], []
+    assets, checks, jobs, schedules, sensors = [], [], [], [], []
     for task, tables in platform.table_syncs.items():
         for table in tables:
             store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"
@@ -33,10 +35,17 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
                 description=config.task(task).description or None,
             )
         )
+        declared = config.task(task)
+        if declared.schedule == "immediate":
+            sensors.append(build_immediate_sensor(declared))
+        elif declared.schedule is not None:
+            schedules.append(build_schedule(declared))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
         resources={naming.RESOURCE_KEY: SyncPlatformResource(config_path=str(Path(config_path).resolve()))},
     )
 

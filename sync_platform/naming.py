@@ -6,6 +6,8 @@ Layout, for task `orders_copy` copying `orders` into `dw_orders`:
     check            data_diff on the imported asset
     job              orders_copy_sync
     group            orders_copy
+    schedule         orders_copy_schedule    (schedule: {cron: ...})
+    sensor           orders_copy_immediate   (schedule: immediate)
 """
 
 from __future__ import annotations
@@ -37,3 +39,11 @@ def imported_asset_key(task: str, target_table: str) -> AssetKey:
 
 def job_name(task: str) -> str:
     return f"{task}_sync"
+
+
+def schedule_name(task: str) -> str:
+    return f"{task}_schedule"
+
+
+def immediate_sensor_name(task: str) -> str:
+    return f"{task}_immediate"

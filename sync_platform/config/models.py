@@ -8,6 +8,7 @@ the task, the field and the ids that exist.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -191,6 +192,69 @@ class FilterConfig(Model):
         return None if value is None else validate_custom_where(value)
 
 
+_CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
+
+
+def _cron_values(text: str, low: int, high: int) -> set[int]:
+    """The numbers a cron field (lists, ranges, steps) selects."""
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        start, end = (low, high) if base == "*" else (int(base.split("-")[0]), int(base.split("-")[-1]))
+        if step and "-" not in base and base != "*":
+            end = high
+        values.update(range(start, end + 1, int(step or 1)))
+    return values
+
+
+class CronSchedule(Model):
+    """A periodic task: a 5-field cron (minute hour day-of-month month day-of-week) in `timezone`
+    (default: the task's run_config.source_timezone)."""
+
+    cron: str
+    timezone: str | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if len(value.split()) != 5 or not is_valid_cron_string(value):
+            raise ValueError(
+                f"invalid cron {value!r}: give 5 fields, minute hour day-of-month month day-of-week, "
+                "e.g. '*/60 20 1-30 1-12 6' (minute 0 of 20:00, days 1-30, every month, on Saturdays)"
+            )
+        if not all(re.fullmatch(r"[\d*,/-]+", f) for f in value.split()[2:]):
+            raise ValueError(f"invalid cron {value!r}: write days, months and weekdays as numbers (0 = Sunday)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        return None if value is None else RunConfig._known_timezone(value)
+
+    def fires_on(self, day: date) -> bool:
+        """The spec reads a cron that restricts both the day of month and the weekday as BOTH
+        ("days 1-30, every Saturday"), where classic cron (and Dagster) fire when EITHER matches:
+        ticks on the other days are skipped."""
+        _, _, month_days, _, weekdays = self.cron.split()
+        if "*" in (month_days, weekdays):
+            return True
+        return day.day in _cron_values(month_days, 1, 31) and day.isoweekday() % 7 in {
+            d % 7 for d in _cron_values(weekdays, 0, 7)
+        }
+
+    @property
+    def dagster_cron(self) -> str:
+        """The cron as Dagster should read it: a step as wide as its field (`*/60` minutes) means
+        the field's first value in cron, but Dagster would fire such a schedule more often."""
+        fields = []
+        for field_text, (low, high) in zip(self.cron.split(), _CRON_RANGES):
+            step = re.fullmatch(r"\*/(\d+)", field_text)
+            fields.append(str(low) if step and int(step.group(1)) > high - low else field_text)
+        return " ".join(fields)
+
+
 class TableToTableTask(Model):
     name: str
     type: Literal["table_to_table"]
@@ -199,6 +263,8 @@ class TableToTableTask(Model):
     target: TableRef
     store: StoreRef = StoreRef()
     filters: FilterConfig | None = None
+    # None: on demand only; "immediate": run once when declared or changed; or a cron schedule.
+    schedule: Literal["immediate"] | CronSchedule | None = None
     run_config: RunConfig = RunConfig()
 
     @field_validator("name")
@@ -210,6 +276,13 @@ class TableToTableTask(Model):
                 "(it becomes a Dagster job and asset key)"
             )
         return value
+
+    @property
+    def config_hash(self) -> str:
+        """Identifies this task's configuration: an immediate task runs once per value."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json(exclude={"description"}).encode()).hexdigest()[:16]
 
     @property
     def s3_config_id(self) -> str | None:
