@@ -21,8 +21,8 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("task "))
-    rows = [line.split() for line in lines[header + 2 : header + 5]]
-    assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers"]
+    rows = [line.split() for line in lines[header + 2 : header + 6]]
+    assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"]
     assert all(r[4] == r[5] and r[6] == "passed" and r[-1] == "ok" for r in rows)  # exported = imported
     assert f"DAGSTER_HOME={dagster_home}" in done.stdout
     assert (dagster_home / "dagster.yaml").exists()
@@ -33,6 +33,11 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     for src, dst, key in (("orders", "orders", "o_orderkey"), ("customer", "dim_customer", "c_custkey")):
         assert source.execute(f"SELECT * FROM {src} ORDER BY {key}").fetchall() == \
             warehouse.execute(f"SELECT * FROM {dst} ORDER BY {key}").fetchall()
+    # Filters: exactly the rows of the hand-written query.
+    large = "SELECT * FROM orders WHERE o_totalprice > 300000 AND o_orderpriority IN ('1-URGENT', '2-HIGH') AND o_orderstatus <> 'P' ORDER BY 1"
+    expected = source.execute(large).fetchall()
+    assert 0 < len(expected) < 15000
+    assert warehouse.execute("SELECT * FROM large_orders ORDER BY 1").fetchall() == expected
     # Parquet + import_order_by: lineitem lands in ship-date order.
     shipdates = [r[0] for r in warehouse.execute("SELECT l_shipdate FROM lineitem ORDER BY rowid")]
     assert shipdates == sorted(shipdates) and len(shipdates) > 50_000
@@ -41,7 +46,8 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
-        assert sorted(r.job_name for r in runs) == ["demo_customers_sync", "demo_lineitem_sync", "demo_orders_sync"]
+        assert sorted(r.job_name for r in runs) == [
+            "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_sync", "demo_orders_sync"]
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         latest = instance.get_latest_materialization_event(dg.AssetKey(["demo_orders", "orders"]))
         assert latest.asset_materialization.metadata["rows"].value == 15000

@@ -80,6 +80,10 @@ def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
         expect(page.get_by_text("Passed").first).to_be_visible()
         page.screenshot(path=str(tmp_path / "checks.png"))
 
+        page.goto(f"{demo_ui}/automation")
+        expect(page.get_by_text("demo_large_orders_schedule").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "automation.png"))
+
         page.goto(f"{demo_ui}/assets/demo_lineitem/lineitem")
         expect(page.get_by_text(re.compile(r"59,?928")).first).to_be_visible()  # the imported row count
         page.screenshot(path=str(tmp_path / "lineitem.png"))
