@@ -7,10 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from functools import cached_property
+from zoneinfo import ZoneInfo
 
-from .config.models import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD, FilterConfig, LocalStoreConfig, RunConfig, S3StoreConfig, SyncConfig, TableRef
+from .config.models import (
+    DEFAULT_BISECTION_FACTOR,
+    DEFAULT_BISECTION_THRESHOLD,
+    FilterConfig,
+    LocalStoreConfig,
+    RunConfig,
+    S3StoreConfig,
+    SyncConfig,
+    TableRef,
+)
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.filters import Condition, RowFilter, last_window

@@ -155,7 +155,7 @@ class Dialect(ABC):
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run one read-only query and return all its rows."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the dialect pools connections
         """Release pooled connections (query() may keep some)."""
 
     # --- what each database implements ------------------------------------------------------

@@ -10,9 +10,9 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from datetime import time as dt_time
-from uuid import UUID
 from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 import pyarrow as pa
 
@@ -223,7 +223,7 @@ class SQLiteDialect(Dialect):
         if kind is Kind.DECIMAL:
             # Exact text (kept when more than 15 digits) loses only trailing zeros; REAL is printed
             # at the column's scale, then trimmed the same way; -0 becomes 0.
-            trimmed = f"rtrim(rtrim({{v}}, '0'), '.')"
+            trimmed = "rtrim(rtrim({v}, '0'), '.')"
             if column.scale:
                 number = trimmed.format(v=f"printf('%.{column.scale}f', {q})")
             else:
