@@ -32,6 +32,37 @@ def run_anchor(context: dg.AssetExecutionContext, table: TableSync) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
+def partitions_def_for(table: TableSync) -> dg.TimeWindowPartitionsDefinition | None:
+    """Daily or monthly partitions in the task's source_timezone, keyed YYYY-MM-DD (end exclusive)."""
+    partition = table.partition
+    if partition is None:
+        return None
+    kind = dg.DailyPartitionsDefinition if partition.granularity == "day" else dg.MonthlyPartitionsDefinition
+    return kind(
+        start_date=partition.start.isoformat(),
+        end_date=partition.end.isoformat() if partition.end else None,
+        timezone=table.run_config.source_timezone,
+    )
+
+
+def partition_key_of(context, table: TableSync) -> str | None:
+    """The run's partition; a run over a range of partitions is refused (backfills run one
+    partition per run, so each gets its own export, import and check)."""
+    if table.partition is None:
+        return None
+    if not context.has_partition_key:
+        raise dg.DagsterInvariantViolationError(
+            f"task {table.task!r}: a run covers one partition; launch a backfill (one run per partition) "
+            "instead of a single run over a range"
+        )
+    return context.partition_key
+
+
+# A backfill launches one run per partition: every partition is exported, imported and checked
+# on its own, with its own metadata.
+ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+
 def _rate(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
@@ -42,9 +73,12 @@ def build_export_asset(table: TableSync, store_kind: str) -> dg.AssetsDefinition
         group_name=naming.group_name(table.task),
         kinds={store_kind, table.run_config.batch_file_format},
         description=f"Export files of {table.source.datasource}.{table.source.table} ({table.run_config.batch_file_format}).",
+        partitions_def=partitions_def_for(table),
+        backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
-        result = sync.platform.export(table, anchor=run_anchor(context, table))
+        key = partition_key_of(context, table)
+        result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
         manifest = result.manifest
         context.log.info(f"exported {manifest.rows} rows in {len(manifest.files)} files to {result.location}")
         return dg.MaterializeResult(
@@ -70,9 +104,11 @@ def build_imported_asset(table: TableSync, target_kind: str) -> dg.AssetsDefinit
         group_name=naming.group_name(table.task),
         kinds={target_kind},
         description=f"{table.target.datasource}.{table.target.table}, loaded atomically from the export files.",
+        partitions_def=partitions_def_for(table),
+        backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
-        result = sync.platform.load(table)
+        result = sync.platform.load(table, partition_key=partition_key_of(context, table))
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
         return dg.MaterializeResult(
             metadata={
@@ -127,9 +163,10 @@ def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
         name=naming.DATA_DIFF_CHECK,
         blocking=True,
         description=f"{algorithm}: {_ALGORITHM_DESCRIPTIONS[algorithm]} must match (ERROR = data inconsistent).",
+        partitions_def=partitions_def_for(table),  # each partition checked on its own window
     )
     def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
-        result = sync.platform.diff(table, logger=context.log.info)
+        result = sync.platform.diff(table, logger=context.log.info, partition_key=partition_key_of(context, table))
         if not result.same:
             context.log.error(
                 f"data inconsistent: {result.source_rows} source rows, {result.target_rows} target rows"

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from . import naming
-from .assets import build_data_diff_check, build_export_asset, build_imported_asset
+from .assets import build_data_diff_check, build_export_asset, build_imported_asset, partitions_def_for
 from .automation import build_immediate_sensor, build_schedule
 from .config import default_config_path, load_config
 from .config.models import LocalStoreConfig
@@ -36,10 +36,11 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
             )
         )
         declared = config.task(task)
+        partitions = partitions_def_for(tables[0])
         if declared.schedule == "immediate":
-            sensors.append(build_immediate_sensor(declared))
+            sensors.append(build_immediate_sensor(declared, partitions))
         elif declared.schedule is not None:
-            schedules.append(build_schedule(declared))
+            schedules.append(build_schedule(declared, partitions))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

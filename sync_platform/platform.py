@@ -15,6 +15,7 @@ from .config.models import (
     DEFAULT_BISECTION_THRESHOLD,
     FilterConfig,
     LocalStoreConfig,
+    PartitionConfig,
     RunConfig,
     S3StoreConfig,
     SyncConfig,
@@ -22,7 +23,7 @@ from .config.models import (
 )
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
 from .engine.diff import DiffOptions, DiffResult, Side, diff
-from .engine.filters import Condition, RowFilter, last_window
+from .engine.filters import Condition, RowFilter, TimeWindow, last_window, partition_window
 from .engine.manifest import MANIFEST_NAME, read_manifest
 from .engine.stores import LocalStore, ObjectStore, S3Store
 
@@ -39,10 +40,20 @@ class TableSync:
     bucket: str | None
     csv_compression: str
     filters: FilterConfig | None = None
+    partition: PartitionConfig | None = None
 
-    @property
-    def export_folder(self) -> str:
-        return f"{self.task}/{self.source.table}/full"
+    def export_folder(self, partition_key: str | None = None) -> str:
+        """<task>/<source table>/<partition key, or "full">: one export per table and partition."""
+        return f"{self.task}/{self.source.table}/{partition_key or 'full'}"
+
+    def partition_window(self, partition_key: str | None) -> TimeWindow | None:
+        if self.partition is None:
+            if partition_key is not None:
+                raise ValueError(f"task {self.task!r} is not partitioned; run it without a partition key")
+            return None
+        if partition_key is None:
+            raise ValueError(f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key")
+        return partition_window(self.partition.column, self.partition.granularity, partition_key)
 
 
 def s3_client(config: S3StoreConfig):
@@ -81,6 +92,7 @@ class Platform:
                     bucket=task.s3_config_bucket,
                     csv_compression=task.store.csv_compression,
                     filters=task.filters,
+                    partition=task.partition,
                 )
             ]
             for task in self.config.tasks
@@ -112,26 +124,29 @@ class Platform:
         return S3Store(s3_client(config), bucket=table.bucket or config.bucket, prefix=config.prefix)
 
     # --- filters -------------------------------------------------------------------------------------
-    def row_filter(self, table: TableSync, side: str, anchor: datetime) -> RowFilter | None:
-        """The task's filter rules for the "source" or "target" side; a time range ends at `anchor`
-        (wall-clock time in source_timezone)."""
+    def row_filter(self, table: TableSync, side: str, anchor: datetime, partition_key: str | None = None) -> RowFilter | None:
+        """The rows of the "source" or "target" side a run touches: the task's filter rules (a time
+        range ending at `anchor`, wall-clock time in source_timezone) and the partition's window."""
         rules = table.filters
-        if rules is None:
+        windows = [w for w in [table.partition_window(partition_key)] if w]
+        if rules is None and not windows:
             return None
-        window = rules.time_range and last_window(rules.time_range.column, rules.time_range.last, rules.time_range.unit, anchor)
+        if rules and rules.time_range:
+            windows.append(last_window(rules.time_range.column, rules.time_range.last, rules.time_range.unit, anchor))
         row_filter = RowFilter(
-            conditions=tuple(Condition(c.column, c.op, c.value) for c in rules.conditions),
-            match=rules.match,
-            window=window or None,
-            custom_sql=rules.source_where if side == "source" else rules.target_where,
+            conditions=tuple(Condition(c.column, c.op, c.value) for c in rules.conditions) if rules else (),
+            match=rules.match if rules else "all",
+            windows=tuple(windows),
+            custom_sql=(rules.source_where if side == "source" else rules.target_where) if rules else None,
         )
-        return row_filter if (row_filter.conditions or row_filter.window or row_filter.custom_sql) else None
+        return row_filter if (row_filter.conditions or row_filter.windows or row_filter.custom_sql) else None
 
-    def export_anchor(self, table: TableSync) -> datetime:
+    def export_anchor(self, table: TableSync, partition_key: str | None = None) -> datetime:
         """The anchor the latest export used (so import and diff see its exact window), else now."""
         store = self.store(table)
-        if store.exists(f"{table.export_folder}/{MANIFEST_NAME}"):
-            recorded = read_manifest(store, table.export_folder).extra.get("anchor")
+        folder = table.export_folder(partition_key)
+        if store.exists(f"{folder}/{MANIFEST_NAME}"):
+            recorded = read_manifest(store, folder).extra.get("anchor")
             if recorded:
                 return datetime.fromisoformat(recorded)
         return self.now(table)
@@ -141,32 +156,37 @@ class Platform:
         return datetime.now(ZoneInfo(table.run_config.source_timezone)).replace(tzinfo=None, microsecond=0)
 
     # --- the three stages ------------------------------------------------------------------------
-    def export(self, table: TableSync, anchor: datetime | None = None) -> ExportResult:
+    def export(self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None) -> ExportResult:
         """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now."""
         rc = table.run_config
         anchor = anchor or self.now(table)
         request = ExportRequest(
             task=table.task,
             table=table.source.table_name,
-            folder=table.export_folder,
+            folder=table.export_folder(partition_key),
             file_format=file_format(rc.batch_file_format, table.csv_compression),
             batch_rows=rc.export_batch_rows,
             parallel=rc.export_compress_parallel,
             # Rows are exported in import_order_by order so they land in the target in that order.
             order_by=rc.import_order_by,
-            where=self.row_filter(table, "source", anchor),
-            extra={"anchor": anchor.isoformat()},
+            where=self.row_filter(table, "source", anchor, partition_key),
+            extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
         )
         return export_table(self.dialect(table.source, rc), self.store(table), request)
 
-    def load(self, table: TableSync) -> ImportResult:
-        """Replace the target's slice (its filter, with the export's anchor) by the export."""
-        where = self.row_filter(table, "target", self.export_anchor(table))
+    def load(self, table: TableSync, partition_key: str | None = None) -> ImportResult:
+        """Replace the target's slice (its filter and partition window, with the export's anchor)
+        by the export: other partitions and rows outside the filter stay untouched."""
+        where = self.row_filter(table, "target", self.export_anchor(table, partition_key), partition_key)
         return import_export(
-            self.dialect(table.target, table.run_config), self.store(table), table.export_folder, table.target.table_name, where
+            self.dialect(table.target, table.run_config), self.store(table), table.export_folder(partition_key),
+            table.target.table_name, where,
         )
 
-    def diff(self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None) -> DiffResult:
+    def diff(
+        self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None,
+        partition_key: str | None = None,
+    ) -> DiffResult:
         """The data diff of the task's run_config (or `algorithm`) between source and target."""
         rc = table.run_config
         options = DiffOptions(
@@ -179,7 +199,7 @@ class Platform:
             bisection_threshold=rc.bisection_threshold or DEFAULT_BISECTION_THRESHOLD,
             verbose=rc.verbose,
         )
-        anchor = self.export_anchor(table)
-        source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor))
-        target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor))
+        anchor = self.export_anchor(table, partition_key)
+        source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor, partition_key))
+        target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor, partition_key))
         return diff(source, target, options, logger)

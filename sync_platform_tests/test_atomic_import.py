@@ -208,7 +208,7 @@ def test_slice_replace_readers_keep_old_rows_until_commit(pg_url, tmp_path, monk
 
     target = dialect_for(pg_url)
     slice_load = lambda: import_export(  # noqa: E731
-        target, platform.store(table), table.export_folder, TableName("target_rows"), where='"id" <= 100'
+        target, platform.store(table), table.export_folder(), TableName("target_rows"), where='"id" <= 100'
     )
     gate, loader = _paused_load(platform, table, tmp_path, monkeypatch, slice_load)
     try:

@@ -207,6 +207,24 @@ def _cron_values(text: str, low: int, high: int) -> set[int]:
     return values
 
 
+class PartitionConfig(Model):
+    """Time-window partitions on `column`, one per day or month from `start` (to `end`, else up to
+    the last complete period), in the task's source_timezone."""
+
+    column: str
+    granularity: Literal["day", "month"]
+    start: date
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> PartitionConfig:
+        if self.granularity == "month" and self.start.day != 1:
+            raise ValueError(f"a monthly partition starts on the first day of a month (got {self.start})")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"partition end {self.end} must be after its start {self.start}")
+        return self
+
+
 class CronSchedule(Model):
     """A periodic task: a 5-field cron (minute hour day-of-month month day-of-week) in `timezone`
     (default: the task's run_config.source_timezone)."""
@@ -263,6 +281,7 @@ class TableToTableTask(Model):
     target: TableRef
     store: StoreRef = StoreRef()
     filters: FilterConfig | None = None
+    partition: PartitionConfig | None = None
     # None: on demand only; "immediate": run once when declared or changed; or a cron schedule.
     schedule: Literal["immediate"] | CronSchedule | None = None
     run_config: RunConfig = RunConfig()

@@ -3,7 +3,8 @@
 A RowFilter combines, all with AND:
 - conditions `column op value`, joined by AND (match="all") or OR (match="any"); values are always
   bound parameters, never spliced into SQL, and columns are checked against the reflected table;
-- a time window `start <= column < end` (wall-clock times in the task's source_timezone);
+- time windows `start <= column < end` (wall-clock times in the task's source_timezone): the
+  "last N months" rule and a partition's window;
 - one custom boolean expression, as the operator wrote it (validated by validate_custom_where).
 
 It renders to a Where: SQL text between bound values, which each driver renders with its own
@@ -13,7 +14,7 @@ placeholder (`?`, `%s`, `$1`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -136,7 +137,7 @@ class TimeWindow:
 class RowFilter:
     conditions: tuple[Condition, ...] = ()
     match: str = "all"
-    window: TimeWindow | None = None
+    windows: tuple[TimeWindow, ...] = ()
     custom_sql: str | None = None
 
     def __post_init__(self) -> None:
@@ -166,18 +167,18 @@ class RowFilter:
         joined = None
         if pieces:
             joined = pieces[0] if len(pieces) == 1 else _join(pieces, " AND " if self.match == "all" else " OR ")
-        window = None
-        if self.window:
-            column = column_of(self.window.column)
+        windows = []
+        for window in self.windows:
+            column = column_of(window.column)
             if column.kind not in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
                 raise FilterError(f"time window column {column.name!r} is {column.kind.value}, not a date or timestamp")
-            bounds = (self.window.start, self.window.end)
+            bounds = (window.start, window.end)
             if column.kind is Kind.DATE:
                 bounds = tuple(b.date() if b.time() == datetime.min.time() else b for b in bounds)
             q = quote(column.name)
-            window = Where((f"{q} >= ", f" AND {q} < ", ""), bounds)
+            windows.append(Where((f"{q} >= ", f" AND {q} < ", ""), bounds))
         custom = Where.text(self.custom_sql) if self.custom_sql else None
-        return and_(joined, window, custom)
+        return and_(joined, *windows, custom)
 
 
 def _join(pieces: list[Where], glue: str) -> Where:
@@ -199,6 +200,24 @@ def months_before(moment: datetime, months: int) -> datetime:
     year, month = divmod(index, 12)
     day = min(moment.day, calendar.monthrange(year, month + 1)[1])
     return moment.replace(year=year, month=month + 1, day=day)
+
+
+def partition_window(column: str, granularity: str, key: str) -> TimeWindow:
+    """The window of a time partition keyed by its first day (YYYY-MM-DD): that day, or that
+    month, from midnight to midnight in the task's source_timezone (as Dagster's partitions)."""
+    try:
+        start = datetime.fromisoformat(key)
+    except ValueError:
+        raise FilterError(f"partition key {key!r} is not a YYYY-MM-DD date") from None
+    if granularity == "day":
+        end = start + timedelta(days=1)
+    elif granularity == "month":
+        if start.day != 1:
+            raise FilterError(f"monthly partition key {key!r} must be the first day of a month")
+        end = months_before(start, -1)
+    else:
+        raise FilterError(f"unknown granularity {granularity!r}; valid values: day, month")
+    return TimeWindow(column, start, end)
 
 
 def last_window(column: str, last: int, unit: str, anchor: datetime) -> TimeWindow:

@@ -1,0 +1,148 @@
+"""Time-window partitions: each exports, replaces and checks exactly its window."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import psycopg
+import pytest
+
+from sync_platform.automation import latest_complete_partition
+from sync_platform.config import load_config
+from sync_platform.definitions import build_definitions
+from sync_platform.engine.filters import FilterError, partition_window
+from sync_platform.platform import Platform
+
+from .conftest import table_task, write_config
+
+
+@pytest.mark.parametrize(
+    "granularity, key, start, end",
+    [
+        ("month", "2024-01-01", datetime(2024, 1, 1), datetime(2024, 2, 1)),
+        ("month", "2024-02-01", datetime(2024, 2, 1), datetime(2024, 3, 1)),  # leap February
+        ("month", "2024-12-01", datetime(2024, 12, 1), datetime(2025, 1, 1)),
+        ("day", "2024-02-29", datetime(2024, 2, 29), datetime(2024, 3, 1)),
+        ("day", "2024-12-31", datetime(2024, 12, 31), datetime(2025, 1, 1)),
+    ],
+)
+def test_partition_windows(granularity, key, start, end):
+    window = partition_window("d", granularity, key)
+    assert (window.start, window.end) == (start, end)
+
+
+def test_bad_partition_keys():
+    with pytest.raises(FilterError, match="must be the first day of a month"):
+        partition_window("d", "month", "2024-02-15")
+    with pytest.raises(FilterError, match="is not a YYYY-MM-DD date"):
+        partition_window("d", "day", "Feb 2024")
+
+
+def _lineitems(months: int) -> list[tuple]:
+    rows, key = [], 0
+    for month in range(months):
+        first = date(2023 + month // 12, month % 12 + 1, 1)
+        for i in range(40):
+            key += 1
+            rows.append((key, f"{(key * 13) % 50}.00", (first + timedelta(days=i % 28)).isoformat(), f"line {key}"))
+    return rows
+
+
+def _config(tmp_path, source_url, target_url, schedule=None, **partition):
+    task = table_task("archive", ("src", "lineitem"), ("dst", "lineitem"), "exports", algorithm="hashdiff",
+                      source_timezone="Asia/Shanghai")
+    task["partition"] = {"column": "l_shipdate", "granularity": "month", "start": "2023-01-01", **partition}
+    if schedule:
+        task["schedule"] = schedule
+    return write_config(tmp_path / "sync.yaml", {"src": source_url, "dst": target_url},
+                        {"exports": {"type": "local", "path": str(tmp_path / "exports")}}, [task])
+
+
+def _sqlite_source(tmp_path, rows):
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute("CREATE TABLE lineitem (l_id INT PRIMARY KEY, l_quantity NUMERIC(10,2), l_shipdate DATE, l_comment TEXT)")
+    conn.executemany("INSERT INTO lineitem VALUES (?, ?, ?, ?)", rows)
+    conn.commit()
+    return f"sqlite:///{tmp_path}/src.db"
+
+
+def test_backfill_of_24_monthly_partitions_checks_each(tmp_path, pg_url):
+    rows = _lineitems(24)
+    defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, rows), pg_url, end="2025-01-01"))
+    job = defs.resolve_job_def("archive_sync")
+    keys = job.partitions_def.get_partition_keys()
+    assert keys[0] == "2023-01-01" and keys[-1] == "2024-12-01" and len(keys) == 24
+    with dg.DagsterInstance.ephemeral() as instance:
+        for key in keys:  # what a UI backfill does: one run per partition (BackfillPolicy.multi_run(1))
+            result = job.execute_in_process(instance=instance, partition_key=key)
+            assert result.success
+            [check] = result.get_asset_check_evaluations()
+            assert check.passed and check.metadata["source_rows"].value == 40 == check.metadata["target_rows"].value
+        materialized = instance.get_materialized_partitions(dg.AssetKey(["archive", "lineitem"]))
+        assert materialized == set(keys)
+    with psycopg.connect(pg_url) as conn:
+        copied = conn.execute("SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id").fetchall()
+    assert copied == [(k, q, d, c) for k, q, d, c in rows]
+    folders = sorted(p.name for p in (tmp_path / "exports" / "archive" / "lineitem").iterdir())
+    assert folders == keys  # one export folder per partition
+
+
+def test_rerunning_a_partition_replaces_only_its_window(tmp_path):
+    rows = _lineitems(3)
+    platform = Platform(load_config(_config(tmp_path, _sqlite_source(tmp_path, rows), f"sqlite:///{tmp_path}/dst.db")))
+    table = platform.table_sync("archive")
+    for key in ("2023-01-01", "2023-02-01", "2023-03-01"):
+        platform.export(table, partition_key=key)
+        platform.load(table, partition_key=key)
+    source, target = sqlite3.connect(tmp_path / "src.db"), sqlite3.connect(tmp_path / "dst.db")
+    source.execute("UPDATE lineitem SET l_comment = 'fixed' WHERE l_shipdate < '2023-02-01'")
+    source.execute("DELETE FROM lineitem WHERE l_id = 1")
+    source.commit()
+    target.execute("UPDATE lineitem SET l_comment = 'left alone' WHERE l_shipdate >= '2023-02-01'")  # marks Feb, Mar
+    target.commit()
+    platform.export(table, partition_key="2023-01-01")
+    platform.load(table, partition_key="2023-01-01")
+    after = target.execute("SELECT l_id, l_comment FROM lineitem ORDER BY l_id").fetchall()
+    assert after[:39] == [(k, "fixed") for k in range(2, 41)]  # January replaced, row 1 gone, no duplicate
+    assert all(comment == "left alone" for _, comment in after[39:]) and len(after) == 119
+    assert platform.diff(table, partition_key="2023-01-01").same
+    assert not platform.diff(table, partition_key="2023-02-01").same  # the marked month differs, as it should
+
+
+def test_partition_window_in_the_task_timezone(pg_url, tmp_path):
+    """A timestamptz at 2024-01-31 16:30 UTC is 2024-02-01 00:30 in Shanghai: February's."""
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz)")
+        conn.execute("INSERT INTO events VALUES (1, '2024-01-31 15:59:59+00'), (2, '2024-01-31 16:30:00+00'), (3, '2024-02-29 15:59:59.999999+00')")
+    task = table_task("ev", ("db", "events"), ("db", "events_copy"), "exports", source_timezone="Asia/Shanghai")
+    task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01"}
+    platform = Platform(load_config(write_config(tmp_path / "sync.yaml", {"db": pg_url},
+                                                 {"exports": {"type": "local", "path": str(tmp_path / "e")}}, [task])))
+    table = platform.table_sync("ev")
+    assert platform.export(table, partition_key="2024-01-01").manifest.rows == 1
+    assert platform.export(table, partition_key="2024-02-01").manifest.rows == 2
+    platform.load(table, partition_key="2024-02-01")
+    with psycopg.connect(pg_url) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM events_copy ORDER BY id")] == [2, 3]
+
+
+def test_schedule_requests_the_latest_complete_partition(tmp_path):
+    defs = build_definitions(_config(tmp_path, "sqlite:///a.db", "sqlite:///b.db", schedule={"cron": "0 2 1 * *"}))
+    schedule = defs.resolve_schedule_def("archive_schedule")
+    tick = datetime(2024, 3, 31, 18, 0, tzinfo=timezone.utc)  # 2024-04-01 02:00 in Shanghai
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert request.partition_key == "2024-03-01"
+    partitions = defs.resolve_job_def("archive_sync").partitions_def
+    assert latest_complete_partition(partitions, datetime(2024, 3, 31, 15, 0, tzinfo=timezone.utc)) == "2024-02-01"
+    early = schedule(dg.build_schedule_context(scheduled_execution_time=datetime(2023, 1, 5, tzinfo=timezone.utc)))
+    assert isinstance(early, dg.SkipReason)
+
+
+def test_unpartitioned_task_refuses_a_partition_key(tmp_path):
+    task = table_task("plain", ("src", "t"), ("dst", "t"), "exports")
+    platform = Platform(load_config(write_config(tmp_path / "s.yaml", {"src": "sqlite:///a.db", "dst": "sqlite:///b.db"},
+                                                 {"exports": {"type": "local", "path": "/tmp/x"}}, [task])))
+    with pytest.raises(ValueError, match="task 'plain' is not partitioned"):
+        platform.export(platform.table_sync("plain"), partition_key="2024-01-01")
