@@ -19,6 +19,27 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
 
 
+def _summary_rows(task: str, tables, result, partition_key: str | None, seconds: float) -> list[list]:
+    from . import naming
+
+    materialized = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    checks = {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
+    rows = []
+    for table in tables:
+        exported = materialized.get(naming.export_asset_key(task, table.source.table), {})
+        imported_key = naming.imported_asset_key(task, table.target.table)
+        imported = materialized.get(imported_key, {})
+        check = checks.get(imported_key)
+        rows.append([
+            task, f"{table.source.table} -> {table.target.table}" + (f" [{partition_key[:7]}]" if partition_key else ""),
+            exported["rows"].value if "rows" in exported else "-",
+            imported["rows"].value if "rows" in imported else "-",
+            "passed" if check else ("FAILED" if check is False else "not run"),
+            f"{seconds:.1f}", "ok" if result.success else f"run failed ({result.run_id[:8]})",
+        ])
+    return rows
+
+
 def cmd_validate(args) -> int:
     path = Path(args.path or default_config_path())
     try:
@@ -62,30 +83,19 @@ def run_task_jobs(config_path: Path, tasks: list[str] | None = None) -> list[lis
         for task, tables in platform.table_syncs.items():
             if tasks and task not in tasks:
                 continue
-            started = time.monotonic()
-            result = defs.resolve_job_def(naming.job_name(task)).execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                # The step-by-step log stays in the instance (and the UI); the terminal gets the summary.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            seconds = time.monotonic() - started
-            materialized = {
-                e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()
-            }
-            checks = {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
-            for table in tables:
-                exported = materialized.get(naming.export_asset_key(task, table.source.table), {})
-                imported_key = naming.imported_asset_key(task, table.target.table)
-                imported = materialized.get(imported_key, {})
-                check = checks.get(imported_key)
-                rows.append([
-                    task, f"{table.source.table} -> {table.target.table}",
-                    exported["rows"].value if "rows" in exported else "-",
-                    imported["rows"].value if "rows" in imported else "-",
-                    "passed" if check else ("FAILED" if check is False else "not run"),
-                    f"{seconds:.1f}", "ok" if result.success else f"run failed ({result.run_id[:8]})",
-                ])
+            job = defs.resolve_job_def(naming.job_name(task))
+            # A partitioned task runs as a backfill does: one run per partition.
+            for partition_key in job.partitions_def.get_partition_keys() if job.partitions_def else [None]:
+                started = time.monotonic()
+                result = job.execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    partition_key=partition_key,
+                    # The step-by-step log stays in the instance (and the UI); the terminal gets the summary.
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                )
+                seconds = time.monotonic() - started
+                rows += _summary_rows(task, tables, result, partition_key, seconds)
     return rows
 
 

@@ -21,9 +21,13 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("task "))
-    rows = [line.split() for line in lines[header + 2 : header + 6]]
-    assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"]
-    assert all(r[4] == r[5] and r[6] == "passed" and r[-1] == "ok" for r in rows)  # exported = imported
+    rows = [line.split() for line in lines[header + 2 : header + 12]]
+    assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"] + [
+        "demo_lineitem_archive"] * 6
+    assert [r[4] for r in rows[4:]] == ["[2025-07]", "[2025-08]", "[2025-09]", "[2025-10]", "[2025-11]", "[2025-12]"]
+    for r in rows:  # exported = imported, check passed, run ok
+        exported, imported, check = (r[-5], r[-4], r[-3])
+        assert exported == imported and check == "passed" and r[-1] == "ok", r
     assert f"DAGSTER_HOME={dagster_home}" in done.stdout
     assert (dagster_home / "dagster.yaml").exists()
 
@@ -38,6 +42,9 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     expected = source.execute(large).fetchall()
     assert 0 < len(expected) < 15000
     assert warehouse.execute("SELECT * FROM large_orders ORDER BY 1").fetchall() == expected
+    # The monthly archive: second half of 2025, quantities over 10, exactly.
+    archive = "SELECT * FROM lineitem WHERE l_quantity > 10 AND l_shipdate >= '2025-07-01' AND l_shipdate < '2026-01-01' ORDER BY 1, 2"
+    assert warehouse.execute("SELECT * FROM lineitem_archive ORDER BY 1, 2").fetchall() == source.execute(archive).fetchall()
     # Parquet + import_order_by: lineitem lands in ship-date order.
     shipdates = [r[0] for r in warehouse.execute("SELECT l_shipdate FROM lineitem ORDER BY rowid")]
     assert shipdates == sorted(shipdates) and len(shipdates) > 50_000
@@ -46,8 +53,10 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
-        assert sorted(r.job_name for r in runs) == [
-            "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_sync", "demo_orders_sync"]
+        assert sorted({r.job_name for r in runs}) == [
+            "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_archive_sync", "demo_lineitem_sync",
+            "demo_orders_sync"]
+        assert len(runs) == 4 + 6  # one run per partition of the archive
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         latest = instance.get_latest_materialization_event(dg.AssetKey(["demo_orders", "orders"]))
         assert latest.asset_materialization.metadata["rows"].value == 15000

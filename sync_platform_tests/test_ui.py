@@ -84,6 +84,10 @@ def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
         expect(page.get_by_text("demo_large_orders_schedule").first).to_be_visible()
         page.screenshot(path=str(tmp_path / "automation.png"))
 
+        page.goto(f"{demo_ui}/assets/demo_lineitem_archive/lineitem_archive?view=partitions")
+        expect(page.get_by_text("2025-12-01").first).to_be_visible()  # the monthly partitions
+        page.screenshot(path=str(tmp_path / "partitions.png"))
+
         page.goto(f"{demo_ui}/assets/demo_lineitem/lineitem")
         expect(page.get_by_text(re.compile(r"59,?928")).first).to_be_visible()  # the imported row count
         page.screenshot(path=str(tmp_path / "lineitem.png"))
