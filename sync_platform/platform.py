@@ -11,8 +11,6 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from .config.models import (
-    DEFAULT_BISECTION_FACTOR,
-    DEFAULT_BISECTION_THRESHOLD,
     FilterConfig,
     LocalStoreConfig,
     PartitionConfig,
@@ -23,8 +21,10 @@ from .config.models import (
 )
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
 from .engine.diff import DiffOptions, DiffResult, Side, diff
+from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
+from .engine.errors import ExportIncomplete
 from .engine.filters import Condition, RowFilter, TimeWindow, last_window, partition_window
-from .engine.manifest import MANIFEST_NAME, read_manifest
+from .engine.manifest import Manifest, read_manifest
 from .engine.stores import LocalStore, ObjectStore, S3Store
 
 
@@ -141,15 +141,16 @@ class Platform:
         )
         return row_filter if (row_filter.conditions or row_filter.windows or row_filter.custom_sql) else None
 
-    def export_anchor(self, table: TableSync, partition_key: str | None = None) -> datetime:
-        """The anchor the latest export used (so import and diff see its exact window), else now."""
-        store = self.store(table)
-        folder = table.export_folder(partition_key)
-        if store.exists(f"{folder}/{MANIFEST_NAME}"):
-            recorded = read_manifest(store, folder).extra.get("anchor")
-            if recorded:
-                return datetime.fromisoformat(recorded)
-        return self.now(table)
+    def export_anchor(self, table: TableSync, manifest: Manifest | None) -> datetime:
+        """The anchor the export used (so import and diff see its exact window), else now."""
+        recorded = manifest and manifest.extra.get("anchor")
+        return datetime.fromisoformat(recorded) if recorded else self.now(table)
+
+    def latest_manifest(self, table: TableSync, partition_key: str | None = None) -> Manifest | None:
+        try:
+            return read_manifest(self.store(table), table.export_folder(partition_key))
+        except ExportIncomplete:
+            return None
 
     @staticmethod
     def now(table: TableSync) -> datetime:
@@ -177,10 +178,11 @@ class Platform:
     def load(self, table: TableSync, partition_key: str | None = None) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)
         by the export: other partitions and rows outside the filter stay untouched."""
-        where = self.row_filter(table, "target", self.export_anchor(table, partition_key), partition_key)
+        store, folder = self.store(table), table.export_folder(partition_key)
+        manifest = read_manifest(store, folder)  # no export, no import: ExportIncomplete says so
+        where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
         return import_export(
-            self.dialect(table.target, table.run_config), self.store(table), table.export_folder(partition_key),
-            table.target.table_name, where,
+            self.dialect(table.target, table.run_config), store, folder, table.target.table_name, where, manifest
         )
 
     def diff(
@@ -199,7 +201,7 @@ class Platform:
             bisection_threshold=rc.bisection_threshold or DEFAULT_BISECTION_THRESHOLD,
             verbose=rc.verbose,
         )
-        anchor = self.export_anchor(table, partition_key)
+        anchor = self.export_anchor(table, self.latest_manifest(table, partition_key))
         source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor, partition_key))
         target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor, partition_key))
         return diff(source, target, options, logger)

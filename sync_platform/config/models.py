@@ -15,15 +15,13 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ..engine.columns import TableName
+from ..engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
 from ..engine.filters import Condition
 from .where import validate_custom_where
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
-# hashdiff's defaults when the spec's "no default" leaves them unset.
-DEFAULT_BISECTION_FACTOR = 32
-DEFAULT_BISECTION_THRESHOLD = 16384
 
 
 class Model(BaseModel):

@@ -98,11 +98,17 @@ def check_target_columns(target: Dialect, table: TableName, schema: TableSchema)
 
 
 def import_export(
-    target: Dialect, store: ObjectStore, folder: str, table: TableName, where: RowFilter | Where | str | None = None
+    target: Dialect,
+    store: ObjectStore,
+    folder: str,
+    table: TableName,
+    where: RowFilter | Where | str | None = None,
+    manifest: Manifest | None = None,
 ) -> ImportResult:
-    """Replace the target rows matching `where` (all rows when None) by the export's rows."""
+    """Replace the target rows matching `where` (all rows when None) by the export's rows.
+    `manifest`: the folder's manifest when the caller has already read it."""
     started = time.monotonic()
-    manifest = read_manifest(store, folder)
+    manifest = manifest or read_manifest(store, folder)
     check_target_columns(target, table, manifest.schema)
     if isinstance(where, RowFilter):
         where = where.where(manifest.schema, target.quote)

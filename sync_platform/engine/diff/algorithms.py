@@ -22,11 +22,10 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from ..columns import Column, Kind, TableSchema
-from ..filters import RowFilter
 from .queries import KeyRange, SliceQueries, Stats
 from .values import DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
 
@@ -85,11 +84,7 @@ def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols:
 
 def count_diff(source: Side, target: Side) -> DiffResult:
     started = time.monotonic()
-    source, target = (
-        replace(side, where=side.where.where(side.dialect.reflect(side.table), side.dialect.quote))
-        if isinstance(side.where, RowFilter) else side
-        for side in (source, target)
-    )
+    source, target = source.rendered(), target.rendered()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="countdiff") as pool:
         counts = [pool.submit(s.dialect.count_rows, s.table, s.where) for s in (source, target)]
         source_rows, target_rows = (f.result() for f in counts)
@@ -215,10 +210,7 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
     logger = logger or log.info
     need_key = options.algorithm == "hashdiff"
     source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
-    source, target = (
-        replace(side, where=side.where.where(schema, side.dialect.quote)) if isinstance(side.where, RowFilter) else side
-        for side, schema in ((source, source_schema), (target, target_schema))
-    )
+    source, target = source.rendered(source_schema), target.rendered(target_schema)
     s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
     source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
     native = _natively_hashable(source, target, s_keys + s_cols, t_keys + t_cols)

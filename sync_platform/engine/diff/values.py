@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from ..columns import TableName
+from ..columns import TableName, TableSchema
 from ..dialects import Dialect
 from ..filters import RowFilter, Where
 
 ALGORITHMS = ("countdiff", "md5diff", "hashdiff")
+# hashdiff's defaults when the spec's "no default" leaves them unset (run_config uses these too).
 DEFAULT_BISECTION_FACTOR = 32
 DEFAULT_BISECTION_THRESHOLD = 16384
 
@@ -28,6 +29,12 @@ class Side:
 
     def __str__(self) -> str:
         return f"{self.dialect.name}:{self.table}" + (f" WHERE {self.where}" if self.where else "")
+
+    def rendered(self, schema: TableSchema | None = None) -> Side:
+        """This side with a RowFilter turned into SQL for its table (`schema`, else reflected)."""
+        if not isinstance(self.where, RowFilter):
+            return self
+        return replace(self, where=self.where.where(schema or self.dialect.reflect(self.table), self.dialect.quote))
 
 
 @dataclass(frozen=True)
