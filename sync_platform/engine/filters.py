@@ -64,16 +64,17 @@ class Where:
 def and_(*wheres: Where | None) -> Where | None:
     """Conjunction of the given conditions (None ones skipped)."""
     present = [w for w in wheres if w is not None]
-    if not present:
-        return None
-    parts, params = ["("], []
-    for index, where in enumerate(present):
-        if index:
-            parts[-1] += ") AND ("
-        parts[-1] += where.parts[0]
-        parts.extend(where.parts[1:])
-        params.extend(where.params)
-    parts[-1] += ")"
+    return joined(present, " AND ") if present else None
+
+
+def joined(pieces: list[Where], glue: str) -> Where:
+    """`(a) glue (b) glue ...`, each piece's bound values kept in order."""
+    parts, params = [""], []
+    for index, piece in enumerate(pieces):
+        parts[-1] += ("" if index == 0 else glue) + "(" + piece.parts[0]
+        parts.extend(piece.parts[1:])
+        params.extend(piece.params)
+        parts[-1] += ")"
     return Where(tuple(parts), tuple(params))
 
 
@@ -164,9 +165,9 @@ class RowFilter:
             else:
                 value = _typed(column.kind, condition.value, column.name)
                 pieces.append(Where((f"{head} ", ""), (value,)))
-        joined = None
+        conditions = None
         if pieces:
-            joined = pieces[0] if len(pieces) == 1 else _join(pieces, " AND " if self.match == "all" else " OR ")
+            conditions = pieces[0] if len(pieces) == 1 else joined(pieces, " AND " if self.match == "all" else " OR ")
         windows = []
         for window in self.windows:
             column = column_of(window.column)
@@ -178,17 +179,7 @@ class RowFilter:
             q = quote(column.name)
             windows.append(Where((f"{q} >= ", f" AND {q} < ", ""), bounds))
         custom = Where.text(self.custom_sql) if self.custom_sql else None
-        return and_(joined, *windows, custom)
-
-
-def _join(pieces: list[Where], glue: str) -> Where:
-    parts, params = [""], []
-    for index, piece in enumerate(pieces):
-        parts[-1] += ("" if index == 0 else glue) + "(" + piece.parts[0]
-        parts.extend(piece.parts[1:])
-        params.extend(piece.params)
-        parts[-1] += ")"
-    return Where(tuple(parts), tuple(params))
+        return and_(conditions, *windows, custom)
 
 
 def months_before(moment: datetime, months: int) -> datetime:
