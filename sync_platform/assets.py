@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from . import naming
-from .engine import TableSchema
+from .engine import ExportResult, ImportResult, TableSchema
 from .engine.diff import DiffResult
 from .platform import TableSync
 from .resources import SyncPlatformResource
@@ -53,7 +53,7 @@ def partition_key_of(context, table: TableSync) -> str | None:
     if not context.has_partition_key:
         raise dg.DagsterInvariantViolationError(
             f"task {table.task!r}: a run covers one partition; launch a backfill (one run per partition) "
-            "instead of a single run over a range"
+            "instead of a single run over a range, or set partition.backfill: single_run"
         )
     return context.partition_key
 
@@ -67,60 +67,76 @@ def _rate(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
 
-def build_export_asset(table: TableSync, store_kind: str) -> dg.AssetsDefinition:
-    @dg.asset(
+def _export_attributes(table: TableSync, store_kind: str) -> dict:
+    return dict(
         key=naming.export_asset_key(table.task, table.source.table),
         group_name=naming.group_name(table.task),
         kinds={store_kind, table.run_config.batch_file_format},
         description=f"Export files of {table.source.datasource}.{table.source.table} ({table.run_config.batch_file_format}).",
+    )
+
+
+def _imported_attributes(table: TableSync, target_kind: str) -> dict:
+    return dict(
+        key=naming.imported_asset_key(table.task, table.target.table),
+        deps=[naming.export_asset_key(table.task, table.source.table)],
+        group_name=naming.group_name(table.task),
+        kinds={target_kind},
+        description=f"{table.target.datasource}.{table.target.table}, loaded atomically from the export files.",
+    )
+
+
+def export_metadata(result: ExportResult) -> dict:
+    manifest = result.manifest
+    return {
+        "rows": manifest.rows,
+        "files": len(manifest.files),
+        "bytes": manifest.bytes,
+        "duration_s": round(result.seconds, 3),
+        "rows_per_s": _rate(manifest.rows, result.seconds),
+        "location": dg.MetadataValue.path(result.location),
+        "format": manifest.file_format,
+        "source_query": dg.MetadataValue.md(f"```sql\n{manifest.source_query}\n```"),
+    }
+
+
+def imported_metadata(table: TableSync, result: ImportResult) -> dict:
+    return {
+        "dagster/row_count": result.rows,
+        "rows": result.rows,
+        "duration_s": round(result.seconds, 3),
+        "rows_per_s": _rate(result.rows, result.seconds),
+        "target_table": f"{table.target.datasource}.{table.target.table}",
+        "export_created_at": result.manifest.created_at,
+        "dagster/column_schema": _column_schema(result.manifest.schema),
+    }
+
+
+def build_export_asset(table: TableSync, store_kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        **_export_attributes(table, store_kind),
         partitions_def=partitions_def_for(table),
         backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
         result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
-        manifest = result.manifest
-        context.log.info(f"exported {manifest.rows} rows in {len(manifest.files)} files to {result.location}")
-        return dg.MaterializeResult(
-            metadata={
-                "rows": manifest.rows,
-                "files": len(manifest.files),
-                "bytes": manifest.bytes,
-                "duration_s": round(result.seconds, 3),
-                "rows_per_s": _rate(manifest.rows, result.seconds),
-                "location": dg.MetadataValue.path(result.location),
-                "format": manifest.file_format,
-                "source_query": dg.MetadataValue.md(f"```sql\n{manifest.source_query}\n```"),
-            }
-        )
+        context.log.info(f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}")
+        return dg.MaterializeResult(metadata=export_metadata(result))
 
     return export
 
 
 def build_imported_asset(table: TableSync, target_kind: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=naming.imported_asset_key(table.task, table.target.table),
-        deps=[naming.export_asset_key(table.task, table.source.table)],
-        group_name=naming.group_name(table.task),
-        kinds={target_kind},
-        description=f"{table.target.datasource}.{table.target.table}, loaded atomically from the export files.",
+        **_imported_attributes(table, target_kind),
         partitions_def=partitions_def_for(table),
         backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         result = sync.platform.load(table, partition_key=partition_key_of(context, table))
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.rows,
-                "rows": result.rows,
-                "duration_s": round(result.seconds, 3),
-                "rows_per_s": _rate(result.rows, result.seconds),
-                "target_table": f"{table.target.datasource}.{table.target.table}",
-                "export_created_at": result.manifest.created_at,
-                "dagster/column_schema": _column_schema(result.manifest.schema),
-            }
-        )
+        return dg.MaterializeResult(metadata=imported_metadata(table, result))
 
     return imported
 
@@ -155,23 +171,31 @@ _ALGORITHM_DESCRIPTIONS = {
 }
 
 
-def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
+def _check_description(table: TableSync) -> str:
     algorithm = table.run_config.algorithm
+    return f"{algorithm}: {_ALGORITHM_DESCRIPTIONS[algorithm]} must match (ERROR = data inconsistent)."
 
+
+def _log_inconsistency(log, result: DiffResult, partition_key: str | None = None) -> None:
+    where = f"partition {partition_key}: " if partition_key else ""
+    log.error(
+        f"{where}data inconsistent: {result.source_rows} source rows, {result.target_rows} target rows"
+        + (f", {result.differences} differing rows" if result.differences is not None else "")
+    )
+
+
+def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=naming.imported_asset_key(table.task, table.target.table),
         name=naming.DATA_DIFF_CHECK,
         blocking=True,
-        description=f"{algorithm}: {_ALGORITHM_DESCRIPTIONS[algorithm]} must match (ERROR = data inconsistent).",
+        description=_check_description(table),
         partitions_def=partitions_def_for(table),  # each partition checked on its own window
     )
     def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
         result = sync.platform.diff(table, logger=context.log.info, partition_key=partition_key_of(context, table))
         if not result.same:
-            context.log.error(
-                f"data inconsistent: {result.source_rows} source rows, {result.target_rows} target rows"
-                + (f", {result.differences} differing rows" if result.differences is not None else "")
-            )
+            _log_inconsistency(context.log, result)
         return dg.AssetCheckResult(
             passed=result.same,
             severity=dg.AssetCheckSeverity.ERROR,
@@ -180,3 +204,67 @@ def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
         )
 
     return data_diff
+
+
+def build_single_run_partitions(table: TableSync, store_kind: str, target_kind: str) -> dg.AssetsDefinition:
+    """`partition.backfill: single_run`: the export, the imported table and its check in one step
+    that walks the run's partitions in order (one run covers a whole backfill range). Each
+    partition is exported, imported and diff-checked before the next starts, and records its own
+    materializations and check evaluation, so the UI shows per-partition results exactly as one
+    run per partition would. A failing partition does not stop the others; the step fails at the
+    end naming every partition that failed or came out inconsistent (re-run just those)."""
+    export_key = naming.export_asset_key(table.task, table.source.table)
+    imported_key = naming.imported_asset_key(table.task, table.target.table)
+    check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
+
+    @dg.multi_asset(
+        name=naming.single_run_step_name(table.task, table.target.table),
+        # skippable: the step reports per-partition events instead of one output for the range.
+        specs=[
+            dg.AssetSpec(**_export_attributes(table, store_kind), skippable=True),
+            dg.AssetSpec(**_imported_attributes(table, target_kind), skippable=True),
+        ],
+        check_specs=[dg.AssetCheckSpec(naming.DATA_DIFF_CHECK, asset=imported_key, blocking=True,
+                                       description=_check_description(table))],
+        partitions_def=partitions_def_for(table),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+    )
+    def partitions_in_order(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
+        platform, anchor = sync.platform, run_anchor(context, table)
+        selected, checking = context.selected_asset_keys, check_key in context.selected_asset_check_keys
+        problems: list[str] = []
+        for key in context.partition_keys:
+            try:
+                if export_key in selected:
+                    exported = platform.export(table, anchor=anchor, partition_key=key)
+                    context.log.info(f"partition {key}: exported {exported.manifest.rows} rows")
+                    yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
+                if imported_key in selected:
+                    loaded = platform.load(table, partition_key=key)
+                    context.log.info(f"partition {key}: loaded {loaded.rows} rows into {table.target.table}")
+                    yield dg.AssetMaterialization(imported_key, partition=key, metadata=imported_metadata(table, loaded))
+                if checking:
+                    result = platform.diff(table, logger=context.log.info, partition_key=key)
+                    if not result.same:
+                        _log_inconsistency(context.log, result, key)
+                        problems.append(f"{key}: data inconsistent")
+                    yield dg.AssetCheckEvaluation(
+                        asset_key=imported_key,
+                        check_name=naming.DATA_DIFF_CHECK,
+                        passed=result.same,
+                        severity=dg.AssetCheckSeverity.ERROR,
+                        description=None if result.same else "data inconsistent",
+                        metadata=diff_metadata(result),
+                        partition=key,
+                    )
+            except Exception as error:  # the next partition still runs; interrupts are not Exceptions
+                context.log.error(f"partition {key} failed: {error}")
+                problems.append(f"{key}: {error}")
+        if problems:
+            raise dg.Failure(
+                description=f"{len(problems)} of {len(context.partition_keys)} partitions failed: " + "; ".join(problems),
+                metadata={"failed_partitions": dg.MetadataValue.json([p.split(":")[0] for p in problems])},
+            )
+
+    return partitions_in_order

@@ -6,10 +6,13 @@ import argparse
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from .config import DEMO_CONFIG, ConfigError, default_config_path, load_config, platform_home
+
+
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
@@ -19,24 +22,29 @@ def _table(headers: list[str], rows: list[list]) -> str:
     return "\n".join([line(cells[0]), line(["-" * w for w in widths])] + [line(r) for r in cells[1:]])
 
 
-def _summary_rows(task: str, tables, result, partition_key: str | None, seconds: float) -> list[list]:
+def _summary_rows(task: str, tables, result, partition_keys: list[str | None]) -> list[list]:
+    """One row per table and partition of a run: rows exported and imported, the check, and the
+    seconds the three stages took (from their metadata)."""
     from . import naming
 
-    materialized = {e.asset_key: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    checks = {e.asset_key: e.passed for e in result.get_asset_check_evaluations()}
+    materialized = {(e.asset_key, e.partition): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    checks = {(e.asset_key, e.partition): e for e in result.get_asset_check_evaluations()}
     rows = []
-    for table in tables:
-        exported = materialized.get(naming.export_asset_key(task, table.source.table), {})
-        imported_key = naming.imported_asset_key(task, table.target.table)
-        imported = materialized.get(imported_key, {})
-        check = checks.get(imported_key)
-        rows.append([
-            task, f"{table.source.table} -> {table.target.table}" + (f" [{partition_key[:7]}]" if partition_key else ""),
-            exported["rows"].value if "rows" in exported else "-",
-            imported["rows"].value if "rows" in imported else "-",
-            "passed" if check else ("FAILED" if check is False else "not run"),
-            f"{seconds:.1f}", "ok" if result.success else f"run failed ({result.run_id[:8]})",
-        ])
+    for partition_key in partition_keys:
+        for table in tables:
+            imported_key = naming.imported_asset_key(task, table.target.table)
+            exported = materialized.get((naming.export_asset_key(task, table.source.table), partition_key), {})
+            imported = materialized.get((imported_key, partition_key), {})
+            check = checks.get((imported_key, partition_key))
+            stages = [exported, imported, check.metadata if check else {}]
+            rows.append([
+                task, f"{table.source.table} -> {table.target.table}" + (f" [{partition_key[:7]}]" if partition_key else ""),
+                exported["rows"].value if "rows" in exported else "-",
+                imported["rows"].value if "rows" in imported else "-",
+                "not run" if check is None else ("passed" if check.passed else "FAILED"),
+                f"{sum(m['duration_s'].value for m in stages if 'duration_s' in m):.1f}",
+                "ok" if result.success else f"run failed ({result.run_id[:8]})",
+            ])
     return rows
 
 
@@ -84,19 +92,27 @@ def run_task_jobs(config_path: Path, tasks: list[str] | None = None) -> list[lis
             if tasks and task not in tasks:
                 continue
             job = defs.resolve_job_def(naming.job_name(task))
-            # A partitioned task runs as a backfill does: one run per partition.
-            for partition_key in job.partitions_def.get_partition_keys() if job.partitions_def else [None]:
-                started = time.monotonic()
+            for partition_keys, tags in _runs_of(job, tables[0]):
                 result = job.execute_in_process(
                     instance=instance,
                     raise_on_error=False,
-                    partition_key=partition_key,
+                    tags=tags,
                     # The step-by-step log stays in the instance (and the UI); the terminal gets the summary.
                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 )
-                seconds = time.monotonic() - started
-                rows += _summary_rows(task, tables, result, partition_key, seconds)
+                rows += _summary_rows(task, tables, result, partition_keys)
     return rows
+
+
+def _runs_of(job, table) -> list[tuple[list[str | None], dict]]:
+    """The runs a backfill of every partition launches: one per partition, or a single run over
+    the whole range (partition.backfill: single_run); an unpartitioned task runs once."""
+    if job.partitions_def is None:
+        return [([None], {})]
+    keys = job.partitions_def.get_partition_keys()
+    if table.partition.backfill == "single_run":
+        return [(keys, {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]})]
+    return [([key], {PARTITION_TAG: key}) for key in keys]
 
 
 def _this_command() -> str:

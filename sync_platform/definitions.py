@@ -9,7 +9,13 @@ from pathlib import Path
 import dagster as dg
 
 from . import naming
-from .assets import build_data_diff_check, build_export_asset, build_imported_asset, partitions_def_for
+from .assets import (
+    build_data_diff_check,
+    build_export_asset,
+    build_imported_asset,
+    build_single_run_partitions,
+    partitions_def_for,
+)
 from .automation import build_immediate_sensor, build_schedule
 from .config import default_config_path, load_config
 from .config.models import LocalStoreConfig
@@ -26,8 +32,12 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
         for table in tables:
             store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"
             target_url = config.datasources[table.target.datasource].url.get_secret_value()
-            assets += [build_export_asset(table, store_kind), build_imported_asset(table, url_scheme(target_url))]
-            checks.append(build_data_diff_check(table))
+            target_kind = url_scheme(target_url)
+            if table.partition and table.partition.backfill == "single_run":
+                assets.append(build_single_run_partitions(table, store_kind, target_kind))
+            else:
+                assets += [build_export_asset(table, store_kind), build_imported_asset(table, target_kind)]
+                checks.append(build_data_diff_check(table))
         jobs.append(
             dg.define_asset_job(
                 naming.job_name(task),

@@ -37,6 +37,11 @@ def imported_asset_key(task: str, target_table: str) -> AssetKey:
     return AssetKey([task, key_part(target_table)])
 
 
+def single_run_step_name(task: str, target_table: str) -> str:
+    """The one step of a table whose partitions backfill in a single run."""
+    return f"{task}__{key_part(target_table)}__partitions"
+
+
 def job_name(task: str) -> str:
     return f"{task}_sync"
 

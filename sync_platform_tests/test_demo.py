@@ -56,8 +56,15 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
         assert sorted({r.job_name for r in runs}) == [
             "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_archive_sync", "demo_lineitem_sync",
             "demo_orders_sync"]
-        assert len(runs) == 4 + 6  # one run per partition of the archive
+        assert len(runs) == 4 + 1  # the archive's six months in one run (partition.backfill: single_run)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        months = {f"2025-{m:02d}-01" for m in range(7, 13)}
+        archive_key = dg.AssetKey(["demo_lineitem_archive", "lineitem_archive"])
+        assert instance.get_materialized_partitions(archive_key) == months
+        checks = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(archive_key, "data_diff"), limit=20)
+        assert {c.partition for c in checks} == months
+        assert all(c.event.dagster_event.event_specific_data.passed for c in checks)
         latest = instance.get_latest_materialization_event(dg.AssetKey(["demo_orders", "orders"]))
         assert latest.asset_materialization.metadata["rows"].value == 15000
 

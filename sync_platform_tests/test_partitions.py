@@ -146,3 +146,81 @@ def test_unpartitioned_task_refuses_a_partition_key(tmp_path):
                                                  {"exports": {"type": "local", "path": "/tmp/x"}}, [task])))
     with pytest.raises(ValueError, match="task 'plain' is not partitioned"):
         platform.export(platform.table_sync("plain"), partition_key="2024-01-01")
+
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _checks_by_partition(instance, run_id) -> dict[str, dg.AssetCheckEvaluation]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return {r.event_log_entry.dagster_event.event_specific_data.partition: r.event_log_entry.dagster_event.event_specific_data
+            for r in records}
+
+
+def test_single_run_backfill_records_each_partition(tmp_path, pg_url):
+    """partition.backfill: single_run: one run over 24 months, yet every month has its own export
+    folder, materializations with its own row count and its own passing check."""
+    rows = _lineitems(24)
+    rows += [(10_000 + i, "1.00", "2024-06-15", "extra") for i in range(7)]  # June 2024 holds 47 rows
+    defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, rows), pg_url, end="2025-01-01", backfill="single_run"))
+    job = defs.resolve_job_def("archive_sync")
+    keys = job.partitions_def.get_partition_keys()
+    assert defs.resolve_assets_def(dg.AssetKey(["archive", "lineitem"])).backfill_policy == dg.BackfillPolicy.single_run()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+        assert result.success
+        assert len(instance.get_run_records()) == 1
+        for asset in (["archive", "export", "lineitem"], ["archive", "lineitem"]):
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys)
+        imported = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["archive", "lineitem"])]
+        rows_by_partition = {m.partition: m.materialization.metadata["rows"].value for m in imported}
+        assert rows_by_partition == {k: 47 if k == "2024-06-01" else 40 for k in keys}
+        checks = _checks_by_partition(instance, result.run_id)
+        assert set(checks) == set(keys) and all(c.passed for c in checks.values())
+        assert checks["2024-06-01"].metadata["source_rows"].value == 47 == checks["2024-06-01"].metadata["target_rows"].value
+    with psycopg.connect(pg_url) as conn:
+        copied = conn.execute("SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id").fetchall()
+    assert copied == sorted(rows)
+    assert sorted(p.name for p in (tmp_path / "exports" / "archive" / "lineitem").iterdir()) == keys
+
+
+def test_single_run_backfill_goes_on_past_a_failing_partition(tmp_path):
+    """The target refuses February's rows (a CHECK constraint): January and March still land and
+    pass their checks, February keeps no half-load, and the run fails naming February."""
+    rows = _lineitems(3)
+    target = sqlite3.connect(tmp_path / "dst.db")
+    target.execute("CREATE TABLE lineitem (l_id INT PRIMARY KEY, l_quantity NUMERIC(10,2), "
+                   "l_shipdate DATE CHECK (l_shipdate NOT LIKE '2023-02-%'), l_comment TEXT)")
+    target.commit()
+    defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, rows), f"sqlite:///{tmp_path}/dst.db",
+                                     end="2023-04-01", backfill="single_run"))
+    job = defs.resolve_job_def("archive_sync")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        tags={RANGE_START: "2023-01-01", RANGE_END: "2023-03-01"})
+        assert not result.success
+        [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        assert "1 of 3 partitions failed: 2023-02-01:" in failure.step_failure_data.error.message
+        imported = instance.get_materialized_partitions(dg.AssetKey(["archive", "lineitem"]))
+        assert imported == {"2023-01-01", "2023-03-01"}
+        checks = _checks_by_partition(instance, result.run_id)
+        assert set(checks) == {"2023-01-01", "2023-03-01"} and all(c.passed for c in checks.values())
+    copied = target.execute("SELECT l_id FROM lineitem ORDER BY l_id").fetchall()
+    assert [r[0] for r in copied] == [r[0] for r in rows if not r[2].startswith("2023-02")]
+
+
+def test_single_run_step_can_reimport_without_exporting(tmp_path):
+    """Materializing only the imported table (as from the UI) reuses the partition's export."""
+    defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, _lineitems(2)), f"sqlite:///{tmp_path}/dst.db",
+                                     end="2023-03-01", backfill="single_run"))
+    export_key, imported_key = dg.AssetKey(["archive", "export", "lineitem"]), dg.AssetKey(["archive", "lineitem"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def("archive_sync").execute_in_process(instance=instance, partition_key="2023-02-01").success
+        sqlite3.connect(tmp_path / "dst.db").execute("DELETE FROM lineitem").connection.commit()
+        result = dg.materialize([defs.resolve_assets_def(imported_key)], selection=[imported_key], instance=instance,
+                                partition_key="2023-02-01")
+        assert result.success
+        assert [m.asset_key for m in result.get_asset_materialization_events()] == [imported_key]
+        [check] = _checks_by_partition(instance, result.run_id).values()
+        assert check.passed and check.metadata["target_rows"].value == 40
+    assert sqlite3.connect(tmp_path / "dst.db").execute("SELECT count(*) FROM lineitem").fetchone() == (40,)

@@ -86,6 +86,8 @@ def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
 
         page.goto(f"{demo_ui}/assets/demo_lineitem_archive/lineitem_archive?view=partitions")
         expect(page.get_by_text("2025-12-01").first).to_be_visible()  # the monthly partitions
+        page.get_by_text("2025-09-01").first.click()  # one run loaded all six; each has its own metadata
+        expect(page.get_by_text(re.compile(r"^1,?978$")).first).to_be_visible()
         page.screenshot(path=str(tmp_path / "partitions.png"))
 
         page.goto(f"{demo_ui}/assets/demo_lineitem/lineitem")

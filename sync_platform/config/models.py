@@ -207,12 +207,16 @@ def _cron_values(text: str, low: int, high: int) -> set[int]:
 
 class PartitionConfig(Model):
     """Time-window partitions on `column`, one per day or month from `start` (to `end`, else up to
-    the last complete period), in the task's source_timezone."""
+    the last complete period), in the task's source_timezone.
+
+    `backfill`: per_partition launches one run per partition; single_run launches one run over the
+    whole range (fast history loads) that still exports, imports and checks partition by partition."""
 
     column: str
     granularity: Literal["day", "month"]
     start: date
     end: date | None = None
+    backfill: Literal["per_partition", "single_run"] = "per_partition"
 
     @model_validator(mode="after")
     def _start_before_end(self) -> PartitionConfig:
