@@ -224,3 +224,20 @@ def test_single_run_step_can_reimport_without_exporting(tmp_path):
         [check] = _checks_by_partition(instance, result.run_id).values()
         assert check.passed and check.metadata["target_rows"].value == 40
     assert sqlite3.connect(tmp_path / "dst.db").execute("SELECT count(*) FROM lineitem").fetchone() == (40,)
+
+
+@pytest.mark.parametrize(
+    "partition, message",
+    [
+        ({"backfill": "per_month"}, "partition.backfill: Input should be 'per_partition' or 'single_run'"),
+        ({"granularity": "week"}, "partition.granularity: Input should be 'day' or 'month'"),
+        ({"start": "2023-01-15"}, "a monthly partition starts on the first day of a month (got 2023-01-15)"),
+        ({"end": "2022-01-01"}, "partition end 2022-01-01 must be after its start 2023-01-01"),
+    ],
+)
+def test_bad_partitions_are_rejected_at_validation(tmp_path, partition, message):
+    from sync_platform.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, "sqlite:///a.db", "sqlite:///b.db", **partition))
+    assert any(p.startswith("task 'archive' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
