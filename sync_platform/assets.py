@@ -206,19 +206,24 @@ def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
     return data_diff
 
 
-def build_single_run_partitions(table: TableSync, store_kind: str, target_kind: str) -> dg.AssetsDefinition:
-    """`partition.backfill: single_run`: the export, the imported table and its check in one step
-    that walks the run's partitions in order (one run covers a whole backfill range). Each
-    partition is exported, imported and diff-checked before the next starts, and records its own
-    materializations and check evaluation, so the UI shows per-partition results exactly as one
-    run per partition would. A failing partition does not stop the others; the step fails at the
-    end naming every partition that failed or came out inconsistent (re-run just those)."""
+def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.AssetsDefinition:
+    """The export, the imported table and its check in ONE step (a multi-asset) that exports,
+    imports and checks the table, partition after partition when the run covers several.
+
+    Used for the tables of a database_to_database task (so the run's executor limit bounds tables
+    in flight, and re-executing from failure re-runs exactly the failed tables) and for partitioned
+    tables with `backfill: single_run` (one run over a whole range). Each partition records its
+    own materializations and check evaluation, as one run per partition would. A partition that
+    fails does not stop the next; the step fails at the end naming every partition that failed or
+    came out inconsistent. Selecting only some of the assets (e.g. only the imported table)
+    re-runs only those stages."""
     export_key = naming.export_asset_key(table.task, table.source.table)
     imported_key = naming.imported_asset_key(table.task, table.target.table)
     check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
+    partitions_def = partitions_def_for(table)
 
     @dg.multi_asset(
-        name=naming.single_run_step_name(table.task, table.target.table),
+        name=naming.table_step_name(table.task, table.target.table),
         # skippable: the step reports per-partition events instead of one output for the range.
         specs=[
             dg.AssetSpec(**_export_attributes(table, store_kind), skippable=True),
@@ -226,29 +231,31 @@ def build_single_run_partitions(table: TableSync, store_kind: str, target_kind: 
         ],
         check_specs=[dg.AssetCheckSpec(naming.DATA_DIFF_CHECK, asset=imported_key, blocking=True,
                                        description=_check_description(table))],
-        partitions_def=partitions_def_for(table),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         can_subset=True,
     )
-    def partitions_in_order(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
+    def table_step(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
         platform, anchor = sync.platform, run_anchor(context, table)
         selected, checking = context.selected_asset_keys, check_key in context.selected_asset_check_keys
+        keys = context.partition_keys if partitions_def else [None]
         problems: list[str] = []
-        for key in context.partition_keys:
+        for key in keys:
+            where = f"partition {key}: " if key else ""
             try:
                 if export_key in selected:
                     exported = platform.export(table, anchor=anchor, partition_key=key)
-                    context.log.info(f"partition {key}: exported {exported.manifest.rows} rows")
+                    context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                     yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
                 if imported_key in selected:
                     loaded = platform.load(table, partition_key=key)
-                    context.log.info(f"partition {key}: loaded {loaded.rows} rows into {table.target.table}")
+                    context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
                     yield dg.AssetMaterialization(imported_key, partition=key, metadata=imported_metadata(table, loaded))
                 if checking:
                     result = platform.diff(table, logger=context.log.info, partition_key=key)
                     if not result.same:
                         _log_inconsistency(context.log, result, key)
-                        problems.append(f"{key}: data inconsistent")
+                        problems.append(f"{where}data inconsistent")
                     yield dg.AssetCheckEvaluation(
                         asset_key=imported_key,
                         check_name=naming.DATA_DIFF_CHECK,
@@ -259,12 +266,16 @@ def build_single_run_partitions(table: TableSync, store_kind: str, target_kind: 
                         partition=key,
                     )
             except Exception as error:  # the next partition still runs; interrupts are not Exceptions
-                context.log.error(f"partition {key} failed: {error}")
-                problems.append(f"{key}: {error}")
+                if key is None:
+                    raise
+                context.log.error(f"{where}failed: {error}")
+                problems.append(f"{where}{error}")
         if problems:
+            failed = [p.removeprefix("partition ").split(":")[0] for p in problems] if partitions_def else []
             raise dg.Failure(
-                description=f"{len(problems)} of {len(context.partition_keys)} partitions failed: " + "; ".join(problems),
-                metadata={"failed_partitions": dg.MetadataValue.json([p.split(":")[0] for p in problems])},
+                description=(f"{len(problems)} of {len(keys)} partitions failed: " if partitions_def else "")
+                + "; ".join(problems),
+                metadata={"failed_partitions": dg.MetadataValue.json(failed)} if failed else {},
             )
 
-    return partitions_in_order
+    return table_step

@@ -57,10 +57,16 @@ def cmd_validate(args) -> int:
         return 1
     problems = []
     if args.connect:
+        from .discovery import TablesNotDiscovered
         from .platform import Platform
 
-        platform = Platform(config)
-        for table in platform.all_table_syncs():
+        platform = Platform.from_file(path)
+        try:
+            tables = platform.all_table_syncs()
+        except (TablesNotDiscovered, ValueError) as error:
+            problems.append(str(error))
+            tables = []
+        for table in tables:
             try:
                 platform.dialect(table.source, table.run_config).reflect(table.source.table_name)
                 platform.dialect(table.target, table.run_config).check_connection()
@@ -85,7 +91,7 @@ def run_task_jobs(config_path: Path, tasks: list[str] | None = None) -> list[lis
 
     ensure_dagster_home()
     defs = build_definitions(config_path)
-    platform = Platform(load_config(config_path))
+    platform = Platform.from_file(config_path)
     rows = []
     with DagsterInstance.get() as instance:
         for task, tables in platform.table_syncs.items():
@@ -132,11 +138,12 @@ def cmd_demo(args) -> int:
         counts = seed_demo_source(source)
         print(f"seeded demo source {source}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     dagster_home = ensure_dagster_home()
+    discover_missing_table_lists(DEMO_CONFIG)
     rows = run_task_jobs(DEMO_CONFIG)
     print()
     print(_table(["task", "table", "rows exported", "rows imported", "check", "seconds", "run"], rows))
     print(
-        f"\nsource:    {source}\ntarget:    {home / 'demo' / 'warehouse.db'}\nexports:   {home / 'demo' / 'exports'}"
+        f"\nsource:    {source}\ntargets:   {home / 'demo' / 'warehouse.db'}, {home / 'demo' / 'replica.db'}\nexports:   {home / 'demo' / 'exports'}"
         f"\ninstance:  DAGSTER_HOME={dagster_home}\nUI:        {_this_command()} ui   (then open http://127.0.0.1:3000)"
     )
     return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
@@ -146,6 +153,7 @@ def cmd_diff(args) -> int:
     """The task's data diff, without Dagster; exit 1 when the sides differ."""
     import logging
 
+    from .discovery import TableListCache
     from .engine.diff import DiffError
     from .platform import Platform
 
@@ -154,7 +162,7 @@ def cmd_diff(args) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    platform = Platform(config)
+    platform = Platform(config, TableListCache.for_config(args.config or default_config_path()))
     try:
         table = platform.table_sync(args.task, args.table)
     except KeyError as error:
@@ -176,6 +184,95 @@ def cmd_diff(args) -> int:
     return 0 if result.same else 1
 
 
+def _refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> list[str]:
+    """Discover the tables of whole_database tasks (those named, else all) and cache the lists;
+    one line per task."""
+    from .config.models import DatabaseToDatabaseTask
+    from .discovery import TableListCache
+
+    config = load_config(config_path)
+    cache = TableListCache.for_config(config_path)
+    whole = {t.name: t for t in config.tasks if isinstance(t, DatabaseToDatabaseTask) and t.copy_mode == "whole_database"}
+    unknown = sorted(set(tasks or []) - set(whole))
+    if unknown:
+        raise KeyError(f"no whole_database task {unknown}; those tasks are {sorted(whole)}")
+    lines = []
+    for name in tasks or whole:
+        task = whole[name]
+        if missing_only and cache.path(name).exists():
+            continue
+        before = cache.cached_tables(name)
+        discovered = cache.refresh(config, task)
+        change = ""
+        if before is not None:
+            added, dropped = sorted(set(discovered.tables) - before), sorted(before - set(discovered.tables))
+            change = f"; added {added or 'none'}, dropped {dropped or 'none'}"
+        lines.append(f"task {name!r}: {len(discovered.tables)} tables from {discovered.source}{change} (cache {cache.path(name)})")
+    return lines
+
+
+def discover_missing_table_lists(config_path: Path) -> None:
+    """Before the first load of a configuration: discover the lists no one has discovered yet.
+    A failure is reported and left to the code location's load error to show again."""
+    try:
+        lines = _refresh(Path(config_path), None, missing_only=True)
+    except Exception as error:  # noqa: BLE001 - reported, the UI still starts
+        lines = [f"could not discover table lists: {error}"]
+    for line in lines:
+        print(line, flush=True)
+
+
+def cmd_refresh_tables(args) -> int:
+    try:
+        lines = _refresh(Path(args.config or default_config_path()), args.tasks or None, missing_only=False)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (KeyError, ValueError) as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
+    print("\n".join(lines) or "no whole_database task in this configuration")
+    if lines:
+        print("reload the code location (UI: Deployment > Reload, or restart `sync-platform ui`) to see the new lists")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from dagster import DagsterInstance
+
+    from .definitions import build_definitions
+    from .discovery import TablesNotDiscovered
+    from .instance import ensure_dagster_home
+    from .platform import Platform
+    from .status import StatusReader
+
+    config_path = Path(args.config or default_config_path())
+    try:
+        platform = Platform.from_file(config_path)
+        tables = platform.table_syncs[args.task] if args.task in platform.table_syncs else None
+        defs = build_definitions(config_path)
+    except (ConfigError, TablesNotDiscovered, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    if tables is None:
+        print(f"no task {args.task!r}; tasks are {sorted(platform.table_syncs)}", file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        reader = StatusReader.for_definitions(instance, defs)
+        statuses = [reader.table_status(t) for t in tables]
+    rows = [[s.name, s.status, *(stage.cell() for stage in s.stages), (s.run_id or "-")[:8]] for s in statuses]
+    print(_table(["table", "status", "export", "import", "diff", "run"], rows))
+    messages = [f"{s.name}: {stage.stage} {stage.outcome}: {stage.message}" for s in statuses for stage in s.stages if stage.message]
+    if messages:
+        print("\n" + "\n".join(messages))
+    counts = {}
+    for s in statuses:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    print(f"\n{args.task}: {len(statuses)} tables, " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    return 0
+
+
 def cmd_ui(args) -> int:
     from .instance import ensure_dagster_home
 
@@ -184,6 +281,7 @@ def cmd_ui(args) -> int:
         os.environ["SYNC_PLATFORM_CONFIG"] = str(Path(args.config).resolve())
     home = ensure_dagster_home()
     print(f"DAGSTER_HOME={home}; config {default_config_path()}", flush=True)
+    discover_missing_table_lists(default_config_path())
     # The dagster command installed beside this interpreter (a venv need not be on PATH).
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
     command = [dagster, "dev", "-m", "sync_platform.definitions", "-h", args.host, "-p", str(args.port)]
@@ -209,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("--algorithm", choices=["countdiff", "md5diff", "hashdiff"], help="default: the task's run_config")
     diff.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
     diff.set_defaults(func=cmd_diff)
+
+    refresh = sub.add_parser("refresh-tables", help="discover the tables of whole_database tasks and cache the lists")
+    refresh.add_argument("tasks", nargs="*", help="task names (default: every whole_database task)")
+    refresh.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    refresh.set_defaults(func=cmd_refresh_tables)
+
+    status = sub.add_parser("status", help="one row per table of a task: status, and each stage's latest result")
+    status.add_argument("task")
+    status.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    status.set_defaults(func=cmd_status)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the same instance the CLI uses")
     ui.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")

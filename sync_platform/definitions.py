@@ -1,9 +1,11 @@
 """The code location: one job per task (with its cron schedule or immediate sensor), and per synced
 table an export asset, an imported-table asset and a blocking data-diff check. A configuration
-error fails the load with its message."""
+error, or a whole-database task whose table list was never discovered, fails the load with its
+message. Nothing here queries a database."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -13,39 +15,57 @@ from .assets import (
     build_data_diff_check,
     build_export_asset,
     build_imported_asset,
-    build_single_run_partitions,
+    build_table_step,
     partitions_def_for,
 )
 from .automation import build_immediate_sensor, build_schedule
-from .config import default_config_path, load_config
-from .config.models import LocalStoreConfig
+from .config import default_config_path
+from .config.models import DatabaseToDatabaseTask, LocalStoreConfig, TaskBase
 from .engine.dialects import url_scheme
 from .platform import Platform
 from .resources import SyncPlatformResource
 
 
+def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
+    executor = None
+    if isinstance(task, DatabaseToDatabaseTask):
+        # One step per table, so the executor's limit is the number of tables in flight.
+        executor = dg.multiprocess_executor.configured({"max_concurrent": task.run_config.batch_parallel_size})
+    return dg.define_asset_job(
+        naming.job_name(task.name),
+        selection=dg.AssetSelection.groups(naming.group_name(task.name)),
+        description=description or None,
+        executor_def=executor,
+        tags={naming.TASK_TAG: task.name},
+    )
+
+
+def _table_list_warning(platform: Platform, task: TaskBase) -> str | None:
+    if not isinstance(task, DatabaseToDatabaseTask) or task.copy_mode != "whole_database":
+        return None
+    discovered = platform.table_lists.read(platform.config, task)
+    return platform.table_lists.stale_message(task, discovered)
+
+
 def build_definitions(config_path: str | Path) -> dg.Definitions:
-    config = load_config(config_path)
-    platform = Platform(config)
+    platform = Platform.from_file(config_path)
+    config = platform.config
     assets, checks, jobs, schedules, sensors = [], [], [], [], []
     for task, tables in platform.table_syncs.items():
         for table in tables:
             store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"
             target_url = config.datasources[table.target.datasource].url.get_secret_value()
             target_kind = url_scheme(target_url)
-            if table.partition and table.partition.backfill == "single_run":
-                assets.append(build_single_run_partitions(table, store_kind, target_kind))
+            if table.one_step:
+                assets.append(build_table_step(table, store_kind, target_kind))
             else:
                 assets += [build_export_asset(table, store_kind), build_imported_asset(table, target_kind)]
                 checks.append(build_data_diff_check(table))
-        jobs.append(
-            dg.define_asset_job(
-                naming.job_name(task),
-                selection=dg.AssetSelection.groups(naming.group_name(task)),
-                description=config.task(task).description or None,
-            )
-        )
         declared = config.task(task)
+        stale = _table_list_warning(platform, declared)
+        if stale:
+            warnings.warn(stale, stacklevel=1)  # shown in the code server's log
+        jobs.append(_job(declared, "\n\n".join(filter(None, [declared.description, stale and f"WARNING: {stale}"]))))
         partitions = partitions_def_for(tables[0])
         if declared.schedule == "immediate":
             sensors.append(build_immediate_sensor(declared, partitions))
@@ -61,4 +81,8 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
     )
 
 
-defs = build_definitions(default_config_path())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev -m sync_platform.definitions` loads: the file of $SYNC_PLATFORM_CONFIG,
+    else the demo's. Built when Dagster loads the code location, not at import."""
+    return build_definitions(default_config_path())

@@ -1,6 +1,6 @@
 """Every Dagster name derives from here: asset keys, groups, checks, jobs (and later schedules).
 
-Layout, for task `orders_copy` copying `orders` into `dw_orders`:
+Layout, for task `orders_copy` copying `orders` into `dw_orders` (schemas are left out of keys):
     export asset     orders_copy/export/orders       (the files in the store)
     imported asset   orders_copy/dw_orders           (the target table)
     check            data_diff on the imported asset
@@ -17,12 +17,13 @@ import re
 from dagster import AssetKey
 
 DATA_DIFF_CHECK = "data_diff"
+TASK_TAG = "sync_platform/task"  # on every run of a task's job
 RESOURCE_KEY = "sync"
 
 
-def key_part(name: str) -> str:
-    """A table name made safe for an asset key part (schema dots and spaces become '_')."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+def key_part(table: str) -> str:
+    """A table's name (without its schema: a task reads one schema) made safe for an asset key."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", table.rpartition(".")[2])
 
 
 def group_name(task: str) -> str:
@@ -37,9 +38,9 @@ def imported_asset_key(task: str, target_table: str) -> AssetKey:
     return AssetKey([task, key_part(target_table)])
 
 
-def single_run_step_name(task: str, target_table: str) -> str:
-    """The one step of a table whose partitions backfill in a single run."""
-    return f"{task}__{key_part(target_table)}__partitions"
+def table_step_name(task: str, target_table: str) -> str:
+    """The one step that exports, imports and checks a table (assets.build_table_step)."""
+    return f"{task}__{key_part(target_table)}__sync"
 
 
 def job_name(task: str) -> str:

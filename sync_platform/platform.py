@@ -4,13 +4,16 @@ CLI both go through here; neither talks to the engine directly."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from .config import load_config
 from .config.models import (
+    DatabaseToDatabaseTask,
     FilterConfig,
     LocalStoreConfig,
     PartitionConfig,
@@ -18,7 +21,9 @@ from .config.models import (
     S3StoreConfig,
     SyncConfig,
     TableRef,
+    TaskBase,
 )
+from .discovery import TableListCache, TablesNotDiscovered
 from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
@@ -41,6 +46,14 @@ class TableSync:
     csv_compression: str
     filters: FilterConfig | None = None
     partition: PartitionConfig | None = None
+    subtask: bool = False  # one table of a database_to_database task
+
+    @property
+    def one_step(self) -> bool:
+        """Exported, imported and checked in one Dagster step (see assets.build_table_step): the
+        tables of a database task (so batch_parallel_size bounds tables in flight) and partitioned
+        tables backfilled in a single run."""
+        return self.subtask or (self.partition is not None and self.partition.backfill == "single_run")
 
     def export_folder(self, partition_key: str | None = None) -> str:
         """<task>/<source table>/<partition key, or "full">: one export per table and partition."""
@@ -75,28 +88,64 @@ def s3_client(config: S3StoreConfig):
 
 
 class Platform:
-    def __init__(self, config: SyncConfig):
+    def __init__(self, config: SyncConfig, table_lists: TableListCache | None = None):
         self.config = config
+        self.table_lists = table_lists
+
+    @classmethod
+    def from_file(cls, config_path: str | os.PathLike) -> Platform:
+        """The configuration in that file, with the table lists cached for it."""
+        return cls(load_config(config_path), TableListCache.for_config(config_path))
 
     @cached_property
     def table_syncs(self) -> dict[str, list[TableSync]]:
-        default_store = next(iter(self.config.s3_configs), None)
         return {
-            task.name: [
-                TableSync(
-                    task=task.name,
-                    source=task.source,
-                    target=task.target,
-                    run_config=task.run_config,
-                    store_id=task.s3_config_id or default_store,
-                    bucket=task.s3_config_bucket,
-                    csv_compression=task.store.csv_compression,
-                    filters=task.filters,
-                    partition=task.partition,
-                )
-            ]
+            task.name: self._subtasks(task) if isinstance(task, DatabaseToDatabaseTask) else [self._table_sync(task)]
             for task in self.config.tasks
         }
+
+    def _table_sync(self, task: TaskBase, **fields) -> TableSync:
+        defaults = dict(source=getattr(task, "source", None), target=getattr(task, "target", None),
+                        run_config=task.run_config, filters=task.filters, partition=getattr(task, "partition", None))
+        return TableSync(
+            task=task.name,
+            store_id=task.s3_config_id or next(iter(self.config.s3_configs), None),
+            bucket=task.s3_config_bucket,
+            csv_compression=task.store.csv_compression,
+            **{**defaults, **fields},
+        )
+
+    def source_tables(self, task: DatabaseToDatabaseTask) -> list[str]:
+        """The task's source tables: its list, or the cached discovery of the whole schema."""
+        if task.copy_mode == "tables":
+            return [t.source for t in task.tables]
+        if self.table_lists is None:
+            raise TablesNotDiscovered(f"task {task.name!r}: no table list cache given for copy_mode whole_database")
+        discovered = self.table_lists.read(self.config, task).tables
+        unknown = sorted({t.source for t in task.tables} - set(discovered)) + sorted(set(task.exclude) - set(discovered))
+        if unknown:
+            raise ValueError(
+                f"task {task.name!r}: tables/exclude name {unknown}, which the source schema does not have; "
+                f"its tables are {list(discovered)}"
+            )
+        tables = [t for t in discovered if t not in task.exclude]
+        if not tables:
+            raise ValueError(f"task {task.name!r}: no table left to copy (source schema tables {list(discovered)}, exclude {task.exclude})")
+        return tables
+
+    def _subtasks(self, task: DatabaseToDatabaseTask) -> list[TableSync]:
+        subtasks = []
+        for name in self.source_tables(task):
+            mapping = task.mapping(name)
+            subtasks.append(self._table_sync(
+                task,
+                source=task.source.table(name),
+                target=task.target.table(mapping.target_name if mapping else name),
+                run_config=task.run_config_for(mapping),
+                filters=(mapping.filters if mapping and mapping.filters else task.filters),
+                subtask=True,
+            ))
+        return subtasks
 
     def all_table_syncs(self) -> list[TableSync]:
         return [t for tables in self.table_syncs.values() for t in tables]
@@ -108,9 +157,11 @@ class Platform:
         if table is None and len(tables) == 1:
             return tables[0]
         for t in tables:
-            if table in (t.source.table, t.target.table):
+            if table in (t.source.table, t.target.table, t.source.table_name.name, t.target.table_name.name):
                 return t
-        raise KeyError(f"task {task!r} has no table {table!r}; tables are {[t.source.table for t in tables]}")
+        names = [t.source.table_name.name for t in tables]
+        raise KeyError(f"task {task!r} has no table {table!r}; tables are {names}" if table else
+                       f"task {task!r} has {len(names)} tables; name one of {names}")
 
     # --- engine objects --------------------------------------------------------------------------
     def dialect(self, ref: TableRef, run_config: RunConfig) -> Dialect:

@@ -5,7 +5,6 @@ from functools import cached_property
 
 from dagster import ConfigurableResource
 
-from .config import load_config
 from .platform import Platform
 
 
@@ -16,4 +15,4 @@ class SyncPlatformResource(ConfigurableResource):
 
     @cached_property
     def platform(self) -> Platform:
-        return Platform(load_config(self.config_path))
+        return Platform.from_file(self.config_path)

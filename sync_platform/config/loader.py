@@ -67,7 +67,7 @@ def _describe(loc: tuple, raw: dict) -> str:
         name = tasks[index].get("name") if index < len(tasks) and isinstance(tasks[index], dict) else None
         prefix = f"task {name!r} (tasks[{index}])" if name else f"tasks[{index}]"
         parts = parts[2:]
-        if parts and parts[0] in ("table_to_table",):  # the union's tag, not a field
+        if parts and parts[0] in ("table_to_table", "database_to_database"):  # the union's tag, not a field
             parts = parts[1:]
     elif parts[:1] in (["datasources"], ["s3_configs"]) and len(parts) > 1:
         prefix = f"{parts[0]} {parts[1]!r}"
@@ -101,10 +101,12 @@ def _field_names() -> dict[str, list[str]]:
     names = {
         "top level": list(models.SyncConfig.model_fields),
         "run_config": list(models.RunConfig.model_fields),
-        "source": list(models.TableRef.model_fields),
-        "target": list(models.TableRef.model_fields),
+        "source": ["datasource", "table (table_to_table)", "schema (database_to_database)"],
+        "target": ["datasource", "table (table_to_table)", "schema (database_to_database)"],
         "store": list(models.StoreRef.model_fields),
         "table_to_table": list(models.TableToTableTask.model_fields),
+        "database_to_database": list(models.DatabaseToDatabaseTask.model_fields),
+        "tables": list(models.TableMapping.model_fields),
         "local": list(models.LocalStoreConfig.model_fields),
         "s3": list(models.S3StoreConfig.model_fields),
     }

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ..engine.columns import TableName
 from ..engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
@@ -275,15 +275,13 @@ class CronSchedule(Model):
         return " ".join(fields)
 
 
-class TableToTableTask(Model):
+class TaskBase(Model):
+    """What every task has: a name, where its files go, its filter rules, schedule and run_config."""
+
     name: str
-    type: Literal["table_to_table"]
     description: str = ""
-    source: TableRef
-    target: TableRef
     store: StoreRef = StoreRef()
     filters: FilterConfig | None = None
-    partition: PartitionConfig | None = None
     # None: on demand only; "immediate": run once when declared or changed; or a cron schedule.
     schedule: Literal["immediate"] | CronSchedule | None = None
     run_config: RunConfig = RunConfig()
@@ -314,7 +312,113 @@ class TableToTableTask(Model):
         return self.store.s3_config_bucket or self.run_config.s3_config_bucket
 
 
-Task = Annotated[TableToTableTask, Field(discriminator="type")]
+class TableToTableTask(TaskBase):
+    type: Literal["table_to_table"]
+    source: TableRef
+    target: TableRef
+    partition: PartitionConfig | None = None
+
+
+class DatabaseRef(Model):
+    """A datasource and a schema in it (default: the connection's default schema; SQLite: main)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    datasource: str
+    schema_name: str | None = Field(None, alias="schema")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _identifier(cls, value: str | None) -> str | None:
+        if value is not None:
+            TableName(name="t", schema=value)  # same identifier rule as table names
+        return value
+
+    def table(self, name: str) -> TableRef:
+        return TableRef(datasource=self.datasource, table=f"{self.schema_name}.{name}" if self.schema_name else name)
+
+
+def _bare_table_name(value: str) -> str:
+    if "." in value:
+        raise ValueError(f"give the table name without a schema ({value!r}); the schema is the task's source/target schema")
+    TableName(name=value)
+    return value
+
+
+class TableMapping(Model):
+    """One table of a database_to_database task: its target name, and run_config keys and filters
+    that override the task's for this table only."""
+
+    source: str
+    target: str | None = None  # default: the source name
+    run_config: RunConfig | None = None  # only the keys given here override the task's
+    filters: FilterConfig | None = None  # replaces the task's filters for this table
+
+    @field_validator("source", "target")
+    @classmethod
+    def _bare_name(cls, value: str | None) -> str | None:
+        return None if value is None else _bare_table_name(value)
+
+    @property
+    def target_name(self) -> str:
+        return self.target or self.source
+
+
+class DatabaseToDatabaseTask(TaskBase):
+    """The spec's database-to-database task: every table of the source schema (whole_database, same
+    names in the target; `tables` may still override run_config/filters per table, `exclude` skips
+    some) or a list of tables with target names (tables). Each table is a subtask; at most
+    run_config.batch_parallel_size of them run at once."""
+
+    type: Literal["database_to_database"]
+    source: DatabaseRef
+    target: DatabaseRef
+    copy_mode: Literal["whole_database", "tables"]
+    tables: list[TableMapping] = []
+    exclude: list[str] = []
+    # Age after which the cached table list of a whole_database task is reported stale.
+    table_list_max_age_days: int = Field(7, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent_tables(self) -> DatabaseToDatabaseTask:
+        if self.copy_mode == "tables" and not self.tables:
+            raise ValueError("copy_mode 'tables' needs a non-empty tables list of {source, target}")
+        if self.copy_mode == "tables" and self.exclude:
+            raise ValueError("exclude applies to copy_mode 'whole_database' only; list the tables you want instead")
+        if self.copy_mode == "whole_database":
+            renamed = [t.source for t in self.tables if t.target_name != t.source]
+            if renamed:
+                raise ValueError(
+                    f"copy_mode 'whole_database' keeps table names; remove target from tables {renamed} "
+                    "or use copy_mode 'tables'"
+                )
+            if self.source.datasource == self.target.datasource and self.source.schema_name == self.target.schema_name:
+                raise ValueError("source and target are the same datasource and schema: whole_database would copy every table onto itself")
+        for side in ("source", "target_name"):
+            names = [getattr(t, side).lower() for t in self.tables]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"tables: {side.removesuffix('_name')} names {duplicates} appear more than once (case-insensitively)")
+        for index, table in enumerate(self.tables):
+            try:
+                self.run_config_for(table)
+            except ValidationError as error:  # the merged keys disagree (e.g. bisection factor/threshold)
+                reasons = "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors())
+                raise ValueError(f"tables[{index}] ({table.source}): run_config: {reasons}") from None
+        return self
+
+    def run_config_for(self, table: TableMapping | None) -> RunConfig:
+        """The task's run_config with the table's own keys laid over it."""
+        if table is None or table.run_config is None:
+            return self.run_config
+        merged = {**self.run_config.model_dump(exclude_unset=True), **table.run_config.model_dump(exclude_unset=True)}
+        return RunConfig.model_validate(merged)
+
+    def mapping(self, source_table: str) -> TableMapping | None:
+        return next((t for t in self.tables if t.source == source_table), None)
+
+
+Task = Annotated[TableToTableTask | DatabaseToDatabaseTask, Field(discriminator="type")]
 
 
 class SyncConfig(Model):
@@ -322,7 +426,7 @@ class SyncConfig(Model):
     s3_configs: dict[Annotated[str, Field(pattern=ID_PATTERN)], StoreConfig] = {}
     tasks: list[Task] = []
 
-    def task(self, name: str) -> TableToTableTask:
+    def task(self, name: str) -> TableToTableTask | DatabaseToDatabaseTask:
         for task in self.tasks:
             if task.name == name:
                 return task

@@ -81,6 +81,9 @@ class Column:
     precision: int | None = None  # decimal only
     scale: int | None = None  # decimal only
     length: int | None = None  # bounded strings only (varchar(n))
+    # A fixed-length char(n): its trailing spaces are padding, not data (SQL compares char values
+    # without them), so it travels unpadded and is recreated as char(n) where the target has it.
+    padded: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -94,6 +97,8 @@ class Column:
                 raise ValueError(f"column {self.name}: decimal({self.precision},{self.scale}) is not valid")
         elif self.precision is not None or self.scale is not None:
             raise ValueError(f"column {self.name}: precision/scale only apply to decimals")
+        if self.padded and self.kind is not Kind.STRING:
+            raise ValueError(f"column {self.name}: only strings are padded (char(n))")
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -108,6 +113,8 @@ class Column:
         for key in ("precision", "scale", "length"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.padded:
+            out["padded"] = True
         return out
 
     @classmethod
@@ -119,6 +126,7 @@ class Column:
             precision=data.get("precision"),
             scale=data.get("scale"),
             length=data.get("length"),
+            padded=data.get("padded", False),
         )
 
 

@@ -43,6 +43,8 @@ class Dialect(ABC):
     type_sql: dict[Kind, str]  # the SQL type of each kind; DECIMAL unbounded, takes (p,s)
     loads_csv_text = False  # replace_rows reads LoadFile.csv_chunks() (else record_batches())
     varchar_sql = "varchar"  # takes (n) for bounded strings
+    char_sql = "char"  # takes (n) for fixed-length (padded) strings
+    max_identifier_length: int | None = None  # bytes; longer table names cannot be created
 
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
@@ -170,12 +172,16 @@ class Dialect(ABC):
     @abstractmethod
     def table_exists(self, table: TableName) -> bool: ...
 
+    @abstractmethod
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        """The base tables (not views) of `schema` (default: the connection's), sorted by name."""
+
     def column_type_sql(self, column: Column) -> str:
         """The SQL type this database gives a column of that kind."""
         if column.kind is Kind.DECIMAL and column.precision:
             return f"{self.type_sql[Kind.DECIMAL]}({column.precision},{column.scale or 0})"
         if column.kind is Kind.STRING and column.length:
-            return f"{self.varchar_sql}({column.length})"
+            return f"{self.char_sql if column.padded else self.varchar_sql}({column.length})"
         return self.type_sql[column.kind]
 
     @abstractmethod

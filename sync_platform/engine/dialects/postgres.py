@@ -91,6 +91,8 @@ def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
         return column(Kind.UUID)
     if isinstance(sa_type, (sa.JSON, pg.JSONB)):
         return column(Kind.JSON)
+    if isinstance(sa_type, sa.CHAR):
+        return column(Kind.STRING, length=sa_type.length, padded=True)
     if isinstance(sa_type, (sa.String, sa.Enum)):
         return column(Kind.STRING, length=getattr(sa_type, "length", None))
     raise UnsupportedColumn(
@@ -103,6 +105,7 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     type_sql = _TYPE_SQL
     loads_csv_text = True
+    max_identifier_length = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate longer names
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -146,6 +149,15 @@ class PostgresDialect(Dialect):
         with self._psycopg() as conn:
             return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
 
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        with self._psycopg() as conn:
+            rows = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_type = 'BASE TABLE' ORDER BY table_name",
+                (schema or "public",),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def reflect(self, table: TableName) -> TableSchema:
         import sqlalchemy as sa
 
@@ -163,8 +175,8 @@ class PostgresDialect(Dialect):
         name = self.quote(column.name)
         if _scaled_decimal(column):
             return f"({name} * 1e{column.scale or 0})::bigint AS {name}" if column.scale else f"{name}::bigint AS {name}"
-        if column.kind in (Kind.DECIMAL, Kind.UUID, Kind.JSON):
-            return f"{name}::text AS {name}"
+        if column.kind in (Kind.DECIMAL, Kind.UUID, Kind.JSON) or column.padded:
+            return f"{name}::text AS {name}"  # char(n)::text drops the padding
         return name
 
     def _adbc(self):

@@ -184,6 +184,17 @@ class SQLiteDialect(Dialect):
                 "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
             ).fetchone() is not None
 
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        if schema not in (None, "main"):
+            raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")
+        if not self.path.exists():
+            raise DatabaseUnreachable(f"SQLite database {self.path} does not exist")
+        with self._connect(readonly=True) as conn:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def reflect(self, table: TableName) -> TableSchema:
         if not self.table_exists(table):
             raise TableNotFound(f"table {table} does not exist in SQLite database {self.path}")

@@ -1,0 +1,308 @@
+"""database_to_database tasks: whole database and table lists, one subtask (step) per table,
+batch_parallel_size tables at a time, failed tables re-run alone, status in the spec's words."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+
+import dagster as dg
+import psycopg
+import pytest
+import yaml
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+from sync_platform import naming
+from sync_platform.cli import main as cli
+from sync_platform.config import ConfigError, load_config
+from sync_platform.definitions import build_definitions
+from sync_platform.discovery import TableListCache, TablesNotDiscovered
+from sync_platform.platform import Platform
+from sync_platform.status import StatusReader
+
+from .conftest import PG_URL
+from .tpch import DDL, load_tpch
+
+TPCH_TABLES = sorted(DDL)
+
+
+@pytest.fixture(scope="session")
+def tpch_url():
+    """The 8 TPC-H tables at scale factor 0.01 (lineitem ~60k rows), once per session."""
+    if not PG_URL:
+        pytest.skip("SYNC_TEST_PG_URL is not set")
+    from sqlalchemy.engine import make_url
+
+    name = f"tpch_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    load_tpch(url, 0.01)
+    yield url
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_task(name: str, source: str, target: str, copy_mode: str, **fields) -> dict:
+    run_config = fields.pop("run_config", {})
+    return {"name": name, "type": "database_to_database", "source": {"datasource": source},
+            "target": {"datasource": target}, "store": {"s3_config_id": "exports"}, "copy_mode": copy_mode,
+            "run_config": run_config, **fields}
+
+
+def write(tmp_path, datasources: dict, *tasks: dict, name: str = "sync.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({
+        "datasources": {k: {"url": v} for k, v in datasources.items()},
+        "s3_configs": {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        "tasks": list(tasks),
+    }, sort_keys=False))
+    return path
+
+
+def recon_job(tmp_path, config_path, job_name: str):
+    """The job as a multiprocess run needs it: loadable again in each step's process."""
+    module = tmp_path / f"defs_{uuid.uuid4().hex[:6]}.py"
+    module.write_text(f"from sync_platform.definitions import build_definitions\ndefs = build_definitions({str(config_path)!r})\n")
+    return ReconstructableRepository.for_file(str(module), "defs").get_reconstructable_job(job_name)
+
+
+def step_windows(instance, run_id) -> dict[str, tuple[float, float]]:
+    starts, ends = {}, {}
+    for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+                                                    dg.DagsterEventType.STEP_FAILURE}):
+        target = starts if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START else ends
+        target[entry.step_key] = entry.timestamp
+    return {step: (starts[step], ends[step]) for step in starts}
+
+
+def max_overlap(windows) -> int:
+    moments = sorted([(s, 1) for s, _ in windows] + [(e, -1) for _, e in windows], key=lambda m: (m[0], m[1]))
+    running = peak = 0
+    for _, change in moments:
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
+def rows_of(url: str, table: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
+
+
+def test_whole_database_pg_to_pg_in_parallel_with_every_check_passing(tmp_path, tpch_url, pg_url):
+    config = write(tmp_path, {"src": tpch_url, "dst": pg_url},
+                   database_task("tpch", "src", "dst", "whole_database", run_config={"batch_parallel_size": 3, "algorithm": "hashdiff"}))
+    assert cli(["refresh-tables", "--config", str(config)]) == 0
+    defs = build_definitions(config)
+    job = defs.resolve_job_def("tpch_sync")
+    assert sorted(k.path[-1] for k in job.asset_layer.asset_graph.get_all_asset_keys() if "export" not in k.path) == TPCH_TABLES
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(recon_job(tmp_path, config, "tpch_sync"), instance=instance)
+        assert result.success
+        checks = {e.asset_key.path[-1]: e for e in result.get_asset_check_evaluations()}
+        assert sorted(checks) == TPCH_TABLES and all(c.passed for c in checks.values())
+        windows = step_windows(instance, result.run_id)
+        assert sorted(windows) == sorted(naming.table_step_name("tpch", t) for t in TPCH_TABLES)
+        assert max_overlap(windows.values()) <= 3  # batch_parallel_size
+    for table in TPCH_TABLES:
+        assert rows_of(pg_url, table) == rows_of(tpch_url, table), table
+    with psycopg.connect(pg_url) as conn:  # primary keys came along
+        keys = conn.execute("SELECT count(*) FROM information_schema.table_constraints WHERE constraint_type = 'PRIMARY KEY' AND table_schema = 'public'").fetchone()
+    assert keys == (8,)
+
+
+def _sqlite_shop(path) -> str:
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, amount NUMERIC(10,2), status TEXT);
+        CREATE TABLE audit_log (id INTEGER PRIMARY KEY, note TEXT);
+    """)
+    conn.executemany("INSERT INTO customers VALUES (?, ?, ?)", [(i, f"c{i}", "FR" if i % 3 else "CN") for i in range(1, 31)])
+    conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)",
+                     [(i, i % 30 + 1, f"{i * 7 % 500}.25", "open" if i % 4 else "closed") for i in range(1, 201)])
+    conn.executemany("INSERT INTO audit_log VALUES (?, ?)", [(i, "x") for i in range(5)])
+    conn.commit()
+    return f"sqlite:///{path}"
+
+
+def test_table_list_sqlite_to_pg_with_renames_overrides_and_filters(tmp_path, pg_url):
+    source = _sqlite_shop(tmp_path / "shop.db")
+    task = database_task("shop", "src", "dst", "tables",
+                         filters={"conditions": [{"column": "status", "op": "=", "value": "open"}]},
+                         tables=[{"source": "orders", "target": "dw_orders", "run_config": {"algorithm": "hashdiff"}},
+                                 {"source": "customers", "target": "dim_customers",
+                                  "filters": {"conditions": [{"column": "country", "op": "=", "value": "CN"}]}}])
+    config = write(tmp_path, {"src": source, "dst": pg_url}, task)
+    platform = Platform.from_file(config)
+    orders, customers = platform.table_syncs["shop"]
+    assert (orders.run_config.algorithm, customers.run_config.algorithm) == ("hashdiff", "md5diff")
+    defs = build_definitions(config)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("shop_sync").execute_in_process(instance=instance)
+        assert result.success
+        assert {e.asset_key.path[-1] for e in result.get_asset_check_evaluations() if e.passed} == {"dw_orders", "dim_customers"}
+    src = sqlite3.connect(tmp_path / "shop.db")
+    with psycopg.connect(pg_url) as conn:
+        dw_orders = conn.execute("SELECT id, customer_id, amount::text, status FROM dw_orders ORDER BY id").fetchall()
+        dim = conn.execute("SELECT id, name, country FROM dim_customers ORDER BY id").fetchall()
+        assert conn.execute("SELECT to_regclass('audit_log')").fetchone() == (None,)  # not in the list
+    assert dw_orders == [(i, c, f"{float(a):.2f}", s) for i, c, a, s in
+                         src.execute("SELECT * FROM orders WHERE status = 'open' ORDER BY id").fetchall()]
+    assert dim == src.execute("SELECT * FROM customers WHERE country = 'CN' ORDER BY id").fetchall()
+
+
+def test_one_failing_table_does_not_stop_the_others_and_reruns_alone(tmp_path):
+    source = _sqlite_shop(tmp_path / "shop.db")
+    target = sqlite3.connect(tmp_path / "dw.db")
+    target.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, amount NUMERIC(10,2), "
+                   "status TEXT CHECK (status <> 'closed'))")  # refuses a quarter of the rows
+    target.commit()
+    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"},
+                   database_task("shop", "src", "dst", "whole_database", run_config={"batch_parallel_size": 2}))
+    assert cli(["refresh-tables", "--config", str(config)]) == 0
+    defs = build_definitions(config)
+    tables = Platform.from_file(config).table_syncs["shop"]
+    with dg.DagsterInstance.get() as instance:
+        reader = StatusReader.for_definitions(instance, defs)
+        assert {reader.table_status(t).status for t in tables} == {"created"}
+
+        first = dg.execute_job(recon_job(tmp_path, config, "shop_sync"), instance=instance)
+        assert not first.success
+        assert max_overlap(step_windows(instance, first.run_id).values()) <= 2
+        statuses = {t.source.table: reader.table_status(t) for t in tables}
+        assert {n: s.status for n, s in statuses.items()} == {"audit_log": "completed", "customers": "completed", "orders": "failed"}
+        failed_import = statuses["orders"].stages[1]
+        assert failed_import.outcome == "failed" and "CHECK constraint failed" in failed_import.message
+        assert statuses["orders"].stages[0].outcome == "ok" and statuses["orders"].stages[2].outcome == "not run"
+        assert target.execute("SELECT count(*) FROM orders").fetchone() == (0,)  # nothing half-loaded
+
+        target.execute("DROP TABLE orders")  # the operator fixes the target, then re-executes from failure
+        target.commit()
+        again = dg.execute_job(recon_job(tmp_path, config, "shop_sync"), instance=instance,
+                               reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance))
+        assert again.success
+        assert list(step_windows(instance, again.run_id)) == [naming.table_step_name("shop", "orders")]
+        assert {reader.table_status(t).status for t in tables} == {"completed"}
+    assert target.execute("SELECT count(*) FROM orders").fetchone() == (200,)
+
+
+def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE SCHEMA app")
+        conn.execute("CREATE TABLE app.slow (id int PRIMARY KEY, v text)")
+        conn.execute("CREATE TABLE app.fast (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO app.slow VALUES (1, 'a'), (2, 'b')")
+        conn.execute("INSERT INTO app.fast VALUES (1, 'a'), (2, 'b')")
+        # The target alters what it receives: the check must see it.
+        conn.execute("CREATE SCHEMA dw")
+        conn.execute("CREATE TABLE dw.fast (id int PRIMARY KEY, v text)")
+        conn.execute("CREATE FUNCTION dw.mangle() RETURNS trigger AS $$ BEGIN NEW.v := NEW.v || '!'; RETURN NEW; END $$ LANGUAGE plpgsql")
+        conn.execute("CREATE TRIGGER mangle BEFORE INSERT ON dw.fast FOR EACH ROW EXECUTE FUNCTION dw.mangle()")
+    task = database_task("app", "db", "db", "tables", tables=[
+        {"source": "slow", "filters": {"source_where": "(SELECT pg_sleep(3)::text) = ''"}}, {"source": "fast"}])
+    task["source"]["schema"], task["target"]["schema"] = "app", "dw"
+    config = write(tmp_path, {"db": pg_url}, task)
+    defs = build_definitions(config)
+    slow, fast = Platform.from_file(config).table_syncs["app"]
+    with dg.DagsterInstance.get() as instance:
+        run = threading.Thread(target=lambda: defs.resolve_job_def("app_sync").execute_in_process(instance=instance, raise_on_error=False))
+        run.start()
+        seen = set()
+        while run.is_alive():
+            seen.add(StatusReader.for_definitions(instance, defs).table_status(slow).status)
+            time.sleep(0.2)
+        run.join()
+        assert "running" in seen
+        final = {t.source.table_name.name: StatusReader.for_definitions(instance, defs).table_status(t) for t in (slow, fast)}
+    assert final["slow"].status == "completed"
+    assert final["fast"].status == "data-inconsistent"
+    assert final["fast"].stages[2].outcome == "inconsistent" and final["fast"].stages[2].rows == "2/2"
+
+
+def test_status_command_prints_one_row_per_table(tmp_path, capsys):
+    source = _sqlite_shop(tmp_path / "shop.db")
+    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"},
+                   database_task("shop", "src", "dst", "tables", tables=[{"source": "orders"}, {"source": "customers"}]))
+    with dg.DagsterInstance.get() as instance:
+        build_definitions(config).resolve_job_def("shop_sync").execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(["shop", "export", "orders"]), dg.AssetKey(["shop", "orders"])])
+    assert cli(["status", "shop", "--config", str(config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    orders = next(line for line in lines if line.startswith("orders -> orders"))
+    customers = next(line for line in lines if line.startswith("customers -> customers"))
+    assert "completed" in orders and "ok 200 rows" in orders and "passed 200/200 rows" in orders
+    assert "created" in customers and "not run" in customers
+    assert lines[-1] == "shop: 2 tables, 1 completed, 1 created"
+
+
+def test_whole_database_needs_a_discovered_table_list(tmp_path):
+    source = _sqlite_shop(tmp_path / "shop.db")
+    task = database_task("shop", "src", "dst", "whole_database", exclude=["audit_log"])
+    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
+    with pytest.raises(TablesNotDiscovered, match=r"task 'shop' \(copy_mode whole_database\): its table list has not "
+                                                  r"been discovered yet .*run `sync-platform refresh-tables shop --config"):
+        build_definitions(config)
+    assert cli(["refresh-tables", "shop", "--config", str(config)]) == 0
+    assert [t.source.table for t in Platform.from_file(config).table_syncs["shop"]] == ["customers", "orders"]
+
+    # Loading the definitions does not touch the source: it works with the source gone.
+    os.rename(tmp_path / "shop.db", tmp_path / "gone.db")
+    assert len(build_definitions(config).resolve_job_def("shop_sync").asset_layer.asset_graph.get_all_asset_keys()) == 4
+
+    # The same file pointing at another source: its cached list is refused.
+    write(tmp_path, {"src": f"sqlite:///{tmp_path}/gone.db", "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
+    with pytest.raises(TablesNotDiscovered, match="the cached table list came from sqlite:///.*shop.db.* but the task now reads"):
+        build_definitions(config)
+
+    # Back on its source, a list older than table_list_max_age_days is reported stale, and used.
+    write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
+    cache = TableListCache.for_config(config)
+    data = json.loads(cache.path("shop").read_text())
+    cache.path("shop").write_text(json.dumps({**data, "discovered_at": "2020-01-01T00:00:00+00:00"}))
+    with pytest.warns(UserWarning, match=r"task 'shop': table list discovered \d+ days ago \(table_list_max_age_days: 7\)"):
+        defs = build_definitions(config)
+    assert "WARNING: task 'shop': table list discovered" in defs.resolve_job_def("shop_sync").description
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"copy_mode": "tables"}, "copy_mode 'tables' needs a non-empty tables list"),
+        ({"copy_mode": "whole_database", "tables": [{"source": "a", "target": "b"}]}, "copy_mode 'whole_database' keeps table names"),
+        ({"copy_mode": "tables", "tables": [{"source": "a"}, {"source": "A"}]}, "source names ['a'] appear more than once"),
+        ({"copy_mode": "tables", "tables": [{"source": "a", "target": "x"}, {"source": "b", "target": "x"}]}, "target names ['x'] appear more than once"),
+        ({"copy_mode": "tables", "tables": [{"source": "s.a"}]}, "give the table name without a schema"),
+        ({"copy_mode": "tables", "tables": [{"source": "a", "run_config": {"limit": 0}}]}, "tables.0.run_config.limit: Input should be greater than or equal to 1"),
+        ({"copy_mode": "tables", "run_config": {"bisection_threshold": 50}, "tables": [{"source": "a", "run_config": {"bisection_factor": 64}}]},
+         "tables[0] (a): run_config: bisection_factor (64) must be less than bisection_threshold (50)"),
+        ({"copy_mode": "everything"}, "copy_mode: Input should be 'whole_database' or 'tables'"),
+        ({"copy_mode": "tables", "tables": [{"source": "a"}], "exclude": ["b"]}, "exclude applies to copy_mode 'whole_database' only"),
+        ({"copy_mode": "whole_database", "target_datasource": "src"}, "same datasource and schema"),
+        ({"copy_mode": "tables", "tables": [{"source": "a"}], "partition": {}}, "unknown field 'partition'"),
+    ],
+)
+def test_bad_database_tasks_are_rejected(tmp_path, fields, message):
+    task = database_task("db", "src", fields.pop("target_datasource", "dst"), fields.pop("copy_mode"), **fields)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, {"src": "sqlite:///a.db", "dst": "sqlite:///b.db"}, task))
+    assert any(p.startswith("task 'db' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
+
+
+def test_whole_database_refuses_names_the_target_cannot_keep(tmp_path):
+    long_name = "t" * 64
+    conn = sqlite3.connect(tmp_path / "src.db")
+    conn.execute('CREATE TABLE "my table" (id int)')  # quoted everywhere: kept as it is
+    conn.execute(f'CREATE TABLE "{long_name}" (id int)')
+    conn.commit()
+    config = write(tmp_path, {"src": f"sqlite:///{tmp_path}/src.db", "dst": "postgresql://u@127.0.0.1:1/dw"},
+                   database_task("db", "src", "dst", "whole_database"))
+    with pytest.raises(ValueError, match=rf"cannot keep these source table names in the target: \['{long_name}'\] are "
+                                         r"longer than the target's 63-byte limit\. Use copy_mode: tables"):
+        TableListCache.for_config(config).refresh(load_config(config), load_config(config).tasks[0])
+    assert not TableListCache.for_config(config).path("db").exists()
