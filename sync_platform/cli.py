@@ -207,7 +207,8 @@ def _refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> 
         if before is not None:
             added, dropped = sorted(set(discovered.tables) - before), sorted(before - set(discovered.tables))
             change = f"; added {added or 'none'}, dropped {dropped or 'none'}"
-        lines.append(f"task {name!r}: {len(discovered.tables)} tables from {discovered.source}{change} (cache {cache.path(name)})")
+        lines.append(f"discovered {len(discovered.tables)} tables for task {name!r} in {discovered.source}{change} "
+                     f"(cache {cache.path(name)})")
     return lines
 
 

@@ -124,5 +124,6 @@ def test_demo_config_is_valid():
     from sync_platform.config import DEMO_CONFIG
 
     config = load_config(DEMO_CONFIG)
-    assert [t.name for t in config.tasks] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders", "demo_lineitem_archive"]
+    assert [t.name for t in config.tasks] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders", "demo_lineitem_archive",
+                                              "demo_replica"]
     assert yaml.safe_load(DEMO_CONFIG.read_text())["tasks"][0]["type"] == "table_to_table"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -113,9 +114,10 @@ def test_config_error_fails_code_location_load_naming_the_task(tmp_path):
     with pytest.raises(ConfigError, match=r"task 'orders_copy' \(tasks\[0\]\): target.datasource: unknown datasource 'warehouse'"):
         build_definitions(bad)
     # The same error when Dagster loads the code location.
+    dagster = str(Path(sys.executable).parent / "dagster")
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sync_platform.definitions"], capture_output=True, text=True,
+        [dagster, "definitions", "validate", "-m", "sync_platform.definitions"], capture_output=True, text=True,
         env={**__import__("os").environ, "SYNC_PLATFORM_CONFIG": str(bad)},
     )
     assert loaded.returncode != 0
-    assert "target.datasource: unknown datasource 'warehouse'; valid values: src" in loaded.stderr
+    assert "target.datasource: unknown datasource 'warehouse'; valid values: src" in loaded.stderr + loaded.stdout

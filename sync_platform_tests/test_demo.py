@@ -21,10 +21,12 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("task "))
-    rows = [line.split() for line in lines[header + 2 : header + 12]]
+    assert lines[0].startswith("seeded demo source") and lines[1].startswith("discovered 5 tables for task 'demo_replica'")
+    rows = [line.split() for line in lines[header + 2 : header + 17]]
     assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"] + [
-        "demo_lineitem_archive"] * 6
-    assert [r[4] for r in rows[4:]] == ["[2025-07]", "[2025-08]", "[2025-09]", "[2025-10]", "[2025-11]", "[2025-12]"]
+        "demo_lineitem_archive"] * 6 + ["demo_replica"] * 5
+    assert [r[1] for r in rows[-5:]] == ["customer", "lineitem", "nation", "orders", "region"]
+    assert [r[4] for r in rows[4:10]] == ["[2025-07]", "[2025-08]", "[2025-09]", "[2025-10]", "[2025-11]", "[2025-12]"]
     for r in rows:  # exported = imported, check passed, run ok
         exported, imported, check = (r[-5], r[-4], r[-3])
         assert exported == imported and check == "passed" and r[-1] == "ok", r
@@ -49,14 +51,20 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     shipdates = [r[0] for r in warehouse.execute("SELECT l_shipdate FROM lineitem ORDER BY rowid")]
     assert shipdates == sorted(shipdates) and len(shipdates) > 50_000
 
+    # The whole-database replica: every table of the source, row for row.
+    replica = sqlite3.connect(home / "demo" / "replica.db")
+    for table in ("region", "nation", "customer", "orders", "lineitem"):
+        assert replica.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() == \
+            source.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall(), table
+
     # The runs, materializations and check results are in the instance `dagster dev` will open.
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
         assert sorted({r.job_name for r in runs}) == [
             "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_archive_sync", "demo_lineitem_sync",
-            "demo_orders_sync"]
-        assert len(runs) == 4 + 1  # the archive's six months in one run (partition.backfill: single_run)
+            "demo_orders_sync", "demo_replica_sync"]
+        assert len(runs) == 4 + 1 + 1  # the archive's six months in one run (partition.backfill: single_run)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         months = {f"2025-{m:02d}-01" for m in range(7, 13)}
         archive_key = dg.AssetKey(["demo_lineitem_archive", "lineitem_archive"])

@@ -200,7 +200,7 @@ def test_single_run_backfill_goes_on_past_a_failing_partition(tmp_path):
                                         tags={RANGE_START: "2023-01-01", RANGE_END: "2023-03-01"})
         assert not result.success
         [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-        assert "1 of 3 partitions failed: 2023-02-01:" in failure.step_failure_data.error.message
+        assert "1 of 3 partitions failed: partition 2023-02-01: CHECK constraint failed" in failure.step_failure_data.error.message
         imported = instance.get_materialized_partitions(dg.AssetKey(["archive", "lineitem"]))
         assert imported == {"2023-01-01", "2023-03-01"}
         checks = _checks_by_partition(instance, result.run_id)

@@ -90,6 +90,11 @@ def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
         expect(page.get_by_text(re.compile(r"^1,?978$")).first).to_be_visible()
         page.screenshot(path=str(tmp_path / "partitions.png"))
 
+        page.goto(f"{demo_ui}/assets/demo_replica")  # the whole-database task: one entry per table
+        for table in ("customer", "lineitem", "nation", "orders", "region"):
+            expect(page.get_by_text(table, exact=True).first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "replica.png"))
+
         page.goto(f"{demo_ui}/assets/demo_lineitem/lineitem")
         expect(page.get_by_text(re.compile(r"59,?928")).first).to_be_visible()  # the imported row count
         page.screenshot(path=str(tmp_path / "lineitem.png"))
