@@ -3,8 +3,17 @@ scripts/test_servers.sh (run by .ci/run) always provides them."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,3 +108,52 @@ def table_task(name: str, source: tuple[str, str], target: tuple[str, str], stor
         "store": {"s3_config_id": store},
         "run_config": run_config,
     }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_ui(env: dict, log: Path, *args: str):
+    """`sync-platform ui [args]` (dagster dev: webserver, daemon, code server) until the block
+    ends; yields its base URL."""
+    command = shutil.which("sync-platform", path=str(Path(sys.executable).parent)) or "sync-platform"
+    port = _free_port()
+    # setsid + default signals: `dagster dev` started in the background otherwise ignores SIGTERM.
+    server = subprocess.Popen(
+        ["setsid", "env", "--default-signal=INT,TERM", command, "ui", "--port", str(port), *args],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}/server_info", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.5)
+        yield base
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    """One request to the UI's GraphQL API (what its buttons send)."""
+    request = urllib.request.Request(
+        f"{base}/graphql", data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]

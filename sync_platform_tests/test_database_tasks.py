@@ -306,3 +306,69 @@ def test_whole_database_refuses_names_the_target_cannot_keep(tmp_path):
                                          r"longer than the target's 63-byte limit\. Use copy_mode: tables"):
         TableListCache.for_config(config).refresh(load_config(config), load_config(config).tasks[0])
     assert not TableListCache.for_config(config).path("db").exists()
+
+
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+TERMINATE = """mutation($runId: String!) { terminateRun(runId: $runId) {
+  __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }"""
+REEXECUTE = """mutation($runId: String!) { launchRunReexecution(reexecutionParams: {parentRunId: $runId, strategy: FROM_FAILURE}) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+
+
+def _wait_for(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):
+    """Launched, terminated and re-executed from failure as the UI does it (its GraphQL API, on a
+    live `sync-platform ui`): the slow table reads running, then terminated, then restarting, then
+    completed."""
+    from .conftest import graphql, running_ui
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE SCHEMA app")
+        for table in ("slow", "fast"):
+            conn.execute(f"CREATE TABLE app.{table} (id int PRIMARY KEY, v text)")
+            conn.execute(f"INSERT INTO app.{table} VALUES (1, 'a'), (2, 'b')")
+    task = database_task("app", "db", "db", "tables", tables=[
+        {"source": "slow", "filters": {"source_where": "(SELECT pg_sleep(4)::text) = ''"}}, {"source": "fast"}])
+    task["source"]["schema"], task["target"]["schema"] = "app", "public"
+    config = write(tmp_path, {"db": pg_url}, task)
+    defs = build_definitions(config)
+    slow = Platform.from_file(config).table_syncs["app"][0]
+    env = {**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}
+
+    with running_ui(env, tmp_path / "ui.log") as base, dg.DagsterInstance.get() as instance:
+        def status() -> str:
+            return StatusReader.for_definitions(instance, defs).table_status(slow).status
+
+        selector = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__", "jobName": "app_sync"}
+        launched = graphql(base, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        _wait_for(lambda: status() == "running", "the slow table to run")
+
+        terminated = graphql(base, TERMINATE, {"runId": run_id})["terminateRun"]
+        assert terminated["__typename"] == "TerminateRunSuccess", terminated
+        _wait_for(lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED, "the run to be canceled")
+        assert status() == "terminated"
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regclass('public.slow')").fetchone() == (None,)  # nothing half-written
+
+        again = graphql(base, REEXECUTE, {"runId": run_id})["launchRunReexecution"]
+        assert again["__typename"] == "LaunchRunSuccess", again
+        retry_id = again["run"]["runId"]
+        _wait_for(lambda: status() == "restarting", "the re-execution to reach the slow table")
+        _wait_for(lambda: instance.get_run_by_id(retry_id).status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE),
+                  "the re-execution to finish")
+        assert instance.get_run_by_id(retry_id).status == dg.DagsterRunStatus.SUCCESS
+        assert status() == "completed"
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT * FROM public.slow ORDER BY id").fetchall() == [(1, "a"), (2, "b")]

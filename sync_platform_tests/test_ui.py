@@ -6,24 +6,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from .conftest import running_ui
+
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -33,30 +25,8 @@ def demo_ui(tmp_path):
     env["SYNC_PLATFORM_HOME"] = str(tmp_path / "home")
     command = shutil.which("sync-platform", path=str(Path(sys.executable).parent)) or "sync-platform"
     subprocess.run([command, "demo"], check=True, capture_output=True, env=env, timeout=300)
-    port = _free_port()
-    # setsid + default signals: `dagster dev` started in the background otherwise ignores SIGTERM.
-    server = subprocess.Popen(
-        ["setsid", "env", "--default-signal=INT,TERM", command, "ui", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "ui.log", "wb"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}/server_info", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
-                time.sleep(0.5)
+    with running_ui(env, tmp_path / "ui.log") as base:
         yield base
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
 
 
 def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
