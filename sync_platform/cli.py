@@ -8,8 +8,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import DEMO_CONFIG, ConfigError, default_config_path, load_config, platform_home
-
+from .config import (
+    DEMO_CONFIG,
+    ConfigError,
+    default_config_path,
+    load_config,
+    platform_home,
+)
 
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

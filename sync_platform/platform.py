@@ -24,11 +24,26 @@ from .config.models import (
     TaskBase,
 )
 from .discovery import TableListCache, TablesNotDiscovered
-from .engine import Dialect, ExportRequest, ExportResult, ImportResult, dialect_for, export_table, file_format, import_export
+from .engine import (
+    Dialect,
+    ExportRequest,
+    ExportResult,
+    ImportResult,
+    dialect_for,
+    export_table,
+    file_format,
+    import_export,
+)
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
 from .engine.errors import ExportIncomplete
-from .engine.filters import Condition, RowFilter, TimeWindow, last_window, partition_window
+from .engine.filters import (
+    Condition,
+    RowFilter,
+    TimeWindow,
+    last_window,
+    partition_window,
+)
 from .engine.manifest import Manifest, read_manifest
 from .engine.stores import LocalStore, ObjectStore, S3Store
 

@@ -40,21 +40,29 @@ def _isolated_home(tmp_path, monkeypatch):
     (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
 
-@pytest.fixture
-def pg_url():
-    """A fresh, empty PostgreSQL database for one test."""
+@contextmanager
+def fresh_pg_database(prefix: str = "t"):
+    """A new, empty PostgreSQL database on the test server, dropped afterwards; yields its URL."""
     if not PG_URL:
         pytest.skip("SYNC_TEST_PG_URL is not set")
     import psycopg
     from sqlalchemy.engine import make_url
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 def s3_client():

@@ -24,7 +24,7 @@ from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
 from sync_platform.status import StatusReader
 
-from .conftest import PG_URL
+from .conftest import fresh_pg_database, graphql, running_ui
 from .tpch import DDL, load_tpch
 
 TPCH_TABLES = sorted(DDL)
@@ -33,18 +33,9 @@ TPCH_TABLES = sorted(DDL)
 @pytest.fixture(scope="session")
 def tpch_url():
     """The 8 TPC-H tables at scale factor 0.01 (lineitem ~60k rows), once per session."""
-    if not PG_URL:
-        pytest.skip("SYNC_TEST_PG_URL is not set")
-    from sqlalchemy.engine import make_url
-
-    name = f"tpch_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    load_tpch(url, 0.01)
-    yield url
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_pg_database("tpch") as url:
+        load_tpch(url, 0.01)
+        yield url
 
 
 def database_task(name: str, source: str, target: str, copy_mode: str, **fields) -> dict:
@@ -192,21 +183,27 @@ def test_one_failing_table_does_not_stop_the_others_and_reruns_alone(tmp_path):
     assert target.execute("SELECT count(*) FROM orders").fetchone() == (200,)
 
 
-def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
+def _slow_and_fast(pg_url: str, target_schema: str, sleep_s: int) -> dict:
+    """Schema app with tables slow (its export and diff wait sleep_s in the source query) and
+    fast; a task copying both into target_schema."""
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE SCHEMA app")
-        conn.execute("CREATE TABLE app.slow (id int PRIMARY KEY, v text)")
-        conn.execute("CREATE TABLE app.fast (id int PRIMARY KEY, v text)")
-        conn.execute("INSERT INTO app.slow VALUES (1, 'a'), (2, 'b')")
-        conn.execute("INSERT INTO app.fast VALUES (1, 'a'), (2, 'b')")
-        # The target alters what it receives: the check must see it.
+        for table in ("slow", "fast"):
+            conn.execute(f"CREATE TABLE app.{table} (id int PRIMARY KEY, v text)")
+            conn.execute(f"INSERT INTO app.{table} VALUES (1, 'a'), (2, 'b')")
+    task = database_task("app", "db", "db", "tables", tables=[
+        {"source": "slow", "filters": {"source_where": f"(SELECT pg_sleep({sleep_s})::text) = ''"}}, {"source": "fast"}])
+    task["source"]["schema"], task["target"]["schema"] = "app", target_schema
+    return task
+
+
+def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
+    task = _slow_and_fast(pg_url, "dw", 3)
+    with psycopg.connect(pg_url) as conn:  # the target alters what it receives: the check must see it
         conn.execute("CREATE SCHEMA dw")
         conn.execute("CREATE TABLE dw.fast (id int PRIMARY KEY, v text)")
         conn.execute("CREATE FUNCTION dw.mangle() RETURNS trigger AS $$ BEGIN NEW.v := NEW.v || '!'; RETURN NEW; END $$ LANGUAGE plpgsql")
         conn.execute("CREATE TRIGGER mangle BEFORE INSERT ON dw.fast FOR EACH ROW EXECUTE FUNCTION dw.mangle()")
-    task = database_task("app", "db", "db", "tables", tables=[
-        {"source": "slow", "filters": {"source_where": "(SELECT pg_sleep(3)::text) = ''"}}, {"source": "fast"}])
-    task["source"]["schema"], task["target"]["schema"] = "app", "dw"
     config = write(tmp_path, {"db": pg_url}, task)
     defs = build_definitions(config)
     slow, fast = Platform.from_file(config).table_syncs["app"]
@@ -330,17 +327,7 @@ def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):
     """Launched, terminated and re-executed from failure as the UI does it (its GraphQL API, on a
     live `sync-platform ui`): the slow table reads running, then terminated, then restarting, then
     completed."""
-    from .conftest import graphql, running_ui
-
-    with psycopg.connect(pg_url) as conn:
-        conn.execute("CREATE SCHEMA app")
-        for table in ("slow", "fast"):
-            conn.execute(f"CREATE TABLE app.{table} (id int PRIMARY KEY, v text)")
-            conn.execute(f"INSERT INTO app.{table} VALUES (1, 'a'), (2, 'b')")
-    task = database_task("app", "db", "db", "tables", tables=[
-        {"source": "slow", "filters": {"source_where": "(SELECT pg_sleep(4)::text) = ''"}}, {"source": "fast"}])
-    task["source"]["schema"], task["target"]["schema"] = "app", "public"
-    config = write(tmp_path, {"db": pg_url}, task)
+    config = write(tmp_path, {"db": pg_url}, _slow_and_fast(pg_url, "public", 4))
     defs = build_definitions(config)
     slow = Platform.from_file(config).table_syncs["app"][0]
     env = {**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}

@@ -213,7 +213,7 @@ def test_single_run_step_can_reimport_without_exporting(tmp_path):
     """Materializing only the imported table (as from the UI) reuses the partition's export."""
     defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, _lineitems(2)), f"sqlite:///{tmp_path}/dst.db",
                                      end="2023-03-01", backfill="single_run"))
-    export_key, imported_key = dg.AssetKey(["archive", "export", "lineitem"]), dg.AssetKey(["archive", "lineitem"])
+    imported_key = dg.AssetKey(["archive", "lineitem"])
     with dg.DagsterInstance.ephemeral() as instance:
         assert defs.resolve_job_def("archive_sync").execute_in_process(instance=instance, partition_key="2023-02-01").success
         sqlite3.connect(tmp_path / "dst.db").execute("DELETE FROM lineitem").connection.commit()

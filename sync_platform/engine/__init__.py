@@ -9,7 +9,14 @@ columns.py the normalisation contract every part shares
 
 from .columns import Column, Kind, TableName, TableSchema
 from .dialects import Dialect, dialect_for
-from .errors import DatabaseUnreachable, ExportIncomplete, LoadFailed, SyncError, TableNotFound, UnsupportedColumn
+from .errors import (
+    DatabaseUnreachable,
+    ExportIncomplete,
+    LoadFailed,
+    SyncError,
+    TableNotFound,
+    UnsupportedColumn,
+)
 from .export import ExportRequest, ExportResult, export_table
 from .formats import file_format
 from .load import ImportResult, import_export

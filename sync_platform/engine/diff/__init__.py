@@ -25,6 +25,14 @@ themselves are always compared as canonical text.
 """
 
 from .algorithms import count_diff, diff
-from .values import ALGORITHMS, DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
+from .values import (
+    ALGORITHMS,
+    DiffError,
+    DiffOptions,
+    DiffResult,
+    RowDiff,
+    RowKind,
+    Side,
+)
 
 __all__ = ["ALGORITHMS", "DiffError", "DiffOptions", "DiffResult", "RowDiff", "RowKind", "Side", "count_diff", "diff"]
