@@ -67,9 +67,22 @@ def _rate(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
 
+def source_spec(table: TableSync, source_kind: str) -> dg.AssetSpec:
+    """The source table, as an external asset: the export reads it, cleanups record their history
+    on it (asset observations)."""
+    return dg.AssetSpec(
+        key=naming.source_asset_key(table.task, table.source.table),
+        group_name=naming.group_name(table.task),
+        kinds={source_kind},
+        description=f"Source table {table.source.datasource}.{table.source.table}; its cleanup history is in its events.",
+        partitions_def=partitions_def_for(table),
+    )
+
+
 def _export_attributes(table: TableSync, store_kind: str) -> dict:
     return dict(
         key=naming.export_asset_key(table.task, table.source.table),
+        deps=[naming.source_asset_key(table.task, table.source.table)],
         group_name=naming.group_name(table.task),
         kinds={store_kind, table.run_config.batch_file_format},
         description=f"Export files of {table.source.datasource}.{table.source.table} ({table.run_config.batch_file_format}).",

@@ -1,5 +1,6 @@
 """What launches a task's job besides an operator: its cron schedule or its immediate sensor."""
 
+import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -7,7 +8,9 @@ import dagster as dg
 
 from . import naming
 from .assets import SCHEDULED_TIME_TAG
-from .config.models import CronSchedule, TableToTableTask
+from .config.models import CronSchedule, TableToTableTask, TaskBase
+from .operations import CLEAN_SOURCE_OP, USER_TAG
+from .platform import TableSync
 
 
 def latest_complete_partition(partitions: dg.TimeWindowPartitionsDefinition | None, moment: datetime) -> str | None:
@@ -70,3 +73,43 @@ def build_immediate_sensor(task: TableToTableTask, partitions: dg.TimeWindowPart
         return dg.SensorResult(run_requests=[request], cursor=config_hash)
 
     return once
+
+
+def build_archive_sensor(task: TaskBase, tables: list[TableSync]) -> dg.SensorDefinition:
+    """`cleanup: {source_after_verify: true}`: each time the data_diff of one of the task's tables
+    (partitions) passes, launch clean_source for exactly that table (partition). A failed check
+    launches nothing; clean_source checks the interlock again before deleting anything."""
+    by_key = {naming.imported_asset_key(task.name, t.target.table): t for t in tables}
+    batch_size = task.cleanup.batch_size
+
+    @dg.sensor(
+        name=naming.archive_sensor_name(task.name),
+        job_name=naming.CLEAN_SOURCE_JOB,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description=f"{task.name}: deletes each verified table / partition from the source (cleanup.source_after_verify)",
+    )
+    def archive(context: dg.SensorEvaluationContext):
+        # Cursor: the last check execution seen, per table (works on every event log storage).
+        seen = json.loads(context.cursor) if context.cursor else {}
+        requests = []
+        for key, table in by_key.items():
+            history = context.instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(key, naming.DATA_DIFF_CHECK), limit=1000)
+            done = [r for r in history if r.event is not None and r.id > seen.get(key.to_user_string(), 0)]
+            for record in sorted(done, key=lambda r: r.id):
+                seen[key.to_user_string()] = record.id
+                if not record.event.dagster_event.event_specific_data.passed:
+                    continue  # never clean what did not verify
+                config = {"task": task.name, "table": table.source.table, "partition": record.partition, "batch_size": batch_size}
+                requests.append(dg.RunRequest(
+                    run_key=f"{table.source.table}:{record.partition}:{record.id}",
+                    run_config={"ops": {CLEAN_SOURCE_OP: {"config": config}}},
+                    tags={USER_TAG: f"sensor {naming.archive_sensor_name(task.name)}", naming.TASK_TAG: task.name},
+                ))
+        cursor = json.dumps(seen, sort_keys=True)
+        if not requests:
+            return dg.SensorResult(skip_reason="no newly passed data_diff", cursor=cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return archive

@@ -279,6 +279,120 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _run_operation(config_path: Path, job_name: str, op_name: str, op_config: dict):
+    """Run an operation job in-process against the shared instance, as the UI would launch it."""
+    import getpass
+
+    from dagster import DagsterInstance
+
+    from .definitions import build_definitions
+    from .instance import ensure_dagster_home
+    from .operations import USER_TAG
+
+    ensure_dagster_home()
+    job = build_definitions(config_path).resolve_job_def(job_name)
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            run_config={"ops": {op_name: {"config": op_config}},
+                        "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            instance=instance, raise_on_error=False, tags={USER_TAG: getpass.getuser()},
+        )
+
+
+def _failure(result) -> str:
+    from dagster import DagsterEventType
+
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data
+            if data.user_failure_data and data.user_failure_data.description:
+                return data.user_failure_data.description
+            return data.error.message.strip().splitlines()[-1] if data.error else "failed"
+    return "failed"
+
+
+def _observed(result) -> dict:
+    """The metadata of the run's (last) asset observation, as plain values."""
+    from dagster import DagsterEventType
+
+    for event in reversed(result.all_events):
+        if event.event_type == DagsterEventType.ASSET_OBSERVATION:
+            return {k: v.value for k, v in event.event_specific_data.asset_observation.metadata.items()}
+    return {}
+
+
+def cmd_clean_source(args) -> int:
+    from .operations import CLEAN_SOURCE_OP
+
+    config = {k: v for k, v in {
+        "task": args.task, "table": args.table, "partition": args.partition, "where": args.where,
+        "batch_size": args.batch_size, "dry_run": args.dry_run, "all_rows": args.all_rows, "force": args.force,
+    }.items() if v is not None}
+    result = _run_operation(Path(args.config or default_config_path()), "clean_source", CLEAN_SOURCE_OP, config)
+    seen = _observed(result)
+    if not result.success:
+        print(f"clean-source {args.task}: {_failure(result)}", file=sys.stderr)
+        return 1
+    print(f"{seen['status']}: {seen['rows_deleted']} of {seen['rows_matching']} matching rows deleted from {seen['table']} "
+          f"in {seen['rounds']} rounds of at most {seen['batch_size']} ({seen['interlock']}; run {result.run_id[:8]})")
+    print(f"each round: {seen['sql'].strip('`').removeprefix('sql').strip()}  parameters {seen['parameters']}")
+    return 0
+
+
+def cmd_clean_exports(args) -> int:
+    from .operations import CLEAN_EXPORTS_OP
+
+    config = {k: v for k, v in {"task": args.task, "table": args.table, "partition": args.partition}.items() if v is not None}
+    result = _run_operation(Path(args.config or default_config_path()), "clean_exports", CLEAN_EXPORTS_OP, config)
+    if not result.success:
+        print(f"clean-exports {args.task}: {_failure(result)}", file=sys.stderr)
+        return 1
+    seen = _observed(result)
+    print(f"{seen['status']}: {seen['objects_deleted']} objects under {seen['location']} (run {result.run_id[:8]})")
+    return 0
+
+
+def cmd_test_s3(args) -> int:
+    from .engine.stores import StoreError
+    from .platform import Platform
+
+    try:
+        store = Platform(load_config(Path(args.config or default_config_path()))).store_for(args.s3_config_id, args.bucket)
+        store.round_trip()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (KeyError, StoreError) as error:
+        print(f"connection test failed: {error.args[0]}", file=sys.stderr)
+        return 1
+    print(f"connection test succeeded ({store.url('')}: put, get and delete)")
+    return 0
+
+
+def cmd_history(args) -> int:
+    from dagster import DagsterInstance
+
+    from .history import task_history
+    from .instance import ensure_dagster_home
+    from .platform import Platform
+
+    try:
+        platform = Platform.from_file(Path(args.config or default_config_path()))
+        tables = [platform.table_sync(args.task, args.table)] if args.table else platform.table_syncs[args.task]
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except KeyError as error:
+        print(error.args[0], file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        entries = task_history(instance, tables, args.limit)
+    print(_table(["time", "what", "table", "partition", "status", "rows", "by", "details", "run"],
+                 [[e.time, e.what, e.table, e.partition or "-", e.status, e.rows, e.by, e.details, e.run_id[:8]] for e in entries]))
+    return 0
+
+
 def cmd_ui(args) -> int:
     from .instance import ensure_dagster_home
 
@@ -323,6 +437,38 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("task")
     status.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
     status.set_defaults(func=cmd_status)
+
+    clean = sub.add_parser("clean-source", help="delete a task table's verified rows from the source, in rounds")
+    clean.add_argument("task")
+    clean.add_argument("--table", help="source or target table (for tasks of several tables)")
+    clean.add_argument("--partition", help="partition key of a partitioned task, e.g. 2024-03-01")
+    clean.add_argument("--where", help="custom WHERE (default: the task's filters and the partition's window)")
+    clean.add_argument("--batch-size", type=int, help="rows per round, each its own transaction (default 10000)")
+    clean.add_argument("--dry-run", action="store_true", default=None, help="only count the rows that would be deleted")
+    clean.add_argument("--all-rows", action="store_true", default=None, help="allow deleting the whole table")
+    clean.add_argument("--force", action="store_true", default=None, help="clean even if the latest check did not pass")
+    clean.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    clean.set_defaults(func=cmd_clean_source)
+
+    exports = sub.add_parser("clean-exports", help="delete a task table's (partition's) export files")
+    exports.add_argument("task")
+    exports.add_argument("--table")
+    exports.add_argument("--partition")
+    exports.add_argument("--config")
+    exports.set_defaults(func=cmd_clean_exports)
+
+    s3 = sub.add_parser("test-s3", help="test an S3 config: put, get and delete a small object")
+    s3.add_argument("s3_config_id")
+    s3.add_argument("--bucket", help="default: the config's bucket")
+    s3.add_argument("--config")
+    s3.set_defaults(func=cmd_test_s3)
+
+    history = sub.add_parser("history", help="past exports and cleanups of a task, newest first")
+    history.add_argument("task")
+    history.add_argument("--table")
+    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--config")
+    history.set_defaults(func=cmd_history)
 
     ui = sub.add_parser("ui", help="start the Dagster UI on the same instance the CLI uses")
     ui.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")

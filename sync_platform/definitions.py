@@ -17,11 +17,13 @@ from .assets import (
     build_imported_asset,
     build_table_step,
     partitions_def_for,
+    source_spec,
 )
-from .automation import build_immediate_sensor, build_schedule
+from .automation import build_archive_sensor, build_immediate_sensor, build_schedule
 from .config import default_config_path
 from .config.models import DatabaseToDatabaseTask, LocalStoreConfig, TaskBase
 from .engine.dialects import url_scheme
+from .operations import OPERATION_JOBS
 from .platform import Platform
 from .resources import SyncPlatformResource
 
@@ -33,7 +35,7 @@ def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
         executor = dg.multiprocess_executor.configured({"max_concurrent": task.run_config.batch_parallel_size})
     return dg.define_asset_job(
         naming.job_name(task.name),
-        selection=dg.AssetSelection.groups(naming.group_name(task.name)),
+        selection=dg.AssetSelection.groups(naming.group_name(task.name)).materializable(),
         description=description or None,
         executor_def=executor,
         tags={naming.TASK_TAG: task.name},
@@ -56,6 +58,8 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
             store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"
             target_url = config.datasources[table.target.datasource].url.get_secret_value()
             target_kind = url_scheme(target_url)
+            source_url = config.datasources[table.source.datasource].url.get_secret_value()
+            assets.append(source_spec(table, url_scheme(source_url)))
             if table.one_step:
                 assets.append(build_table_step(table, store_kind, target_kind))
             else:
@@ -71,10 +75,12 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
             sensors.append(build_immediate_sensor(declared, partitions))
         elif declared.schedule is not None:
             schedules.append(build_schedule(declared, partitions))
+        if declared.cleanup and declared.cleanup.source_after_verify:
+            sensors.append(build_archive_sensor(declared, tables))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=jobs,
+        jobs=[*jobs, *OPERATION_JOBS],
         schedules=schedules,
         sensors=sensors,
         resources={naming.RESOURCE_KEY: SyncPlatformResource(config_path=str(Path(config_path).resolve()))},

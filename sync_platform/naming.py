@@ -1,6 +1,7 @@
 """Every Dagster name derives from here: asset keys, groups, checks, jobs (and later schedules).
 
 Layout, for task `orders_copy` copying `orders` into `dw_orders` (schemas are left out of keys):
+    source asset     orders_copy/source/orders       (the source table; cleanup history)
     export asset     orders_copy/export/orders       (the files in the store)
     imported asset   orders_copy/dw_orders           (the target table)
     check            data_diff on the imported asset
@@ -8,6 +9,8 @@ Layout, for task `orders_copy` copying `orders` into `dw_orders` (schemas are le
     group            orders_copy
     schedule         orders_copy_schedule    (schedule: {cron: ...})
     sensor           orders_copy_immediate   (schedule: immediate)
+    sensor           orders_copy_archive     (cleanup: {source_after_verify: true})
+    op jobs          clean_source, clean_exports, test_s3_connection  (one each, for every task)
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from dagster import AssetKey
 
 DATA_DIFF_CHECK = "data_diff"
 TASK_TAG = "sync_platform/task"  # on every run of a task's job
+CLEAN_SOURCE_JOB = "clean_source"
+CLEAN_EXPORTS_JOB = "clean_exports"
+TEST_S3_JOB = "test_s3_connection"
 RESOURCE_KEY = "sync"
 
 
@@ -28,6 +34,10 @@ def key_part(table: str) -> str:
 
 def group_name(task: str) -> str:
     return task
+
+
+def source_asset_key(task: str, source_table: str) -> AssetKey:
+    return AssetKey([task, "source", key_part(source_table)])
 
 
 def export_asset_key(task: str, source_table: str) -> AssetKey:
@@ -53,3 +63,7 @@ def schedule_name(task: str) -> str:
 
 def immediate_sensor_name(task: str) -> str:
     return f"{task}_immediate"
+
+
+def archive_sensor_name(task: str) -> str:
+    return f"{task}_archive"

@@ -23,6 +23,7 @@ from .config.models import (
     TableRef,
     TaskBase,
 )
+from .config.where import validate_custom_where
 from .discovery import TableListCache, TablesNotDiscovered
 from .engine import (
     Dialect,
@@ -34,6 +35,7 @@ from .engine import (
     file_format,
     import_export,
 )
+from .engine.cleanup import CleanupProgress, CleanupRequest, clean_in_rounds
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
 from .engine.errors import ExportIncomplete
@@ -184,10 +186,21 @@ class Platform:
         return dialect_for(url, timezone=run_config.source_timezone)
 
     def store(self, table: TableSync) -> ObjectStore:
-        config = self.config.s3_configs[table.store_id]
+        return self.store_for(table.store_id, table.bucket)
+
+    def store_for(self, store_id: str, bucket: str | None = None) -> ObjectStore:
+        if store_id not in self.config.s3_configs:
+            raise KeyError(f"no S3 config {store_id!r}; S3 configs are {sorted(self.config.s3_configs)}")
+        config = self.config.s3_configs[store_id]
         if isinstance(config, LocalStoreConfig):
             return LocalStore(config.path)
-        return S3Store(s3_client(config), bucket=table.bucket or config.bucket, prefix=config.prefix)
+        return S3Store(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix)
+
+    def host_of(self, ref: TableRef) -> str | None:
+        """The database server's host name (None for a file database)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.config.datasources[ref.datasource].url.get_secret_value()).host
 
     # --- filters -------------------------------------------------------------------------------------
     def row_filter(self, table: TableSync, side: str, anchor: datetime, partition_key: str | None = None) -> RowFilter | None:
@@ -271,3 +284,38 @@ class Platform:
         source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor, partition_key))
         target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor, partition_key))
         return diff(source, target, options, logger)
+
+    # --- operations on what a sync leaves behind ----------------------------------------------------
+    def cleanup_filter(self, table: TableSync, partition_key: str | None = None, where: str | None = None) -> RowFilter | None:
+        """The source rows a cleanup deletes: `where` (a custom WHERE, within the partition's
+        window if given), else what the sync copied: the task's filters and the partition window,
+        with the anchor of the export that was verified."""
+        if where is not None:
+            windows = tuple(w for w in [table.partition_window(partition_key)] if w)
+            return RowFilter(windows=windows, custom_sql=validate_custom_where(where))
+        anchor = self.export_anchor(table, self.latest_manifest(table, partition_key))
+        return self.row_filter(table, "source", anchor, partition_key)
+
+    def clean_source(
+        self, table: TableSync, partition_key: str | None = None, where: str | None = None, batch_size: int = 10_000,
+        dry_run: bool = False, all_rows: bool = False, on_round: Callable[[CleanupProgress], None] | None = None,
+    ) -> CleanupProgress:
+        """Delete the cleanup_filter's rows from the source table in rounds of batch_size."""
+        row_filter = self.cleanup_filter(table, partition_key, where)
+        if row_filter is None and not all_rows:
+            raise CleanupRefused(
+                f"task {table.task!r}, table {table.source.table}: no WHERE, no filters and no partition would delete "
+                "the whole table; give a where, or all_rows: true to mean it"
+            )
+        request = CleanupRequest(table.source.table_name, row_filter, batch_size, dry_run)
+        return clean_in_rounds(self.dialect(table.source, table.run_config), request, on_round)
+
+    def clean_exports(self, table: TableSync, partition_key: str | None = None) -> tuple[str, int]:
+        """Delete the table's (partition's) export files and manifest: (location, objects deleted)."""
+        table.partition_window(partition_key)  # a partitioned table names its partition, others none
+        store, folder = self.store(table), table.export_folder(partition_key)
+        return store.url(folder), store.delete_folder(folder)
+
+
+class CleanupRefused(Exception):
+    """A cleanup that would delete more than asked for, or what is not verified; says why."""

@@ -134,6 +134,8 @@ class StatusReader:
         repository = defs.get_repository_def()
         step_of = {}
         for definition in [*repository.assets_defs_by_key.values(), *repository.asset_checks_defs_by_key.values()]:
+            if not definition.is_executable:  # the source tables: observed, never run
+                continue
             for key in [*definition.keys, *definition.check_keys]:
                 step_of[key] = definition.node_def.name
         return cls(instance, step_of)

@@ -41,10 +41,12 @@ def _config(tmp_path, target_url, **run_config) -> str:
 def test_definitions_shape(tmp_path):
     defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
     export_key, imported_key = dg.AssetKey(["orders_copy", "export", "orders"]), dg.AssetKey(["orders_copy", "dw_orders"])
+    source_key = dg.AssetKey(["orders_copy", "source", "orders"])
     graph = defs.resolve_asset_graph()
-    assert set(graph.get_all_asset_keys()) == {export_key, imported_key}
-    assert graph.get(imported_key).parent_keys == {export_key}
-    assert {graph.get(k).group_name for k in (export_key, imported_key)} == {"orders_copy"}
+    assert set(graph.get_all_asset_keys()) == {source_key, export_key, imported_key}
+    assert graph.get(imported_key).parent_keys == {export_key} and graph.get(export_key).parent_keys == {source_key}
+    assert not graph.get(source_key).is_materializable  # observed (cleanup history), never materialized
+    assert {graph.get(k).group_name for k in (source_key, export_key, imported_key)} == {"orders_copy"}
     assert graph.get(export_key).kinds == {"file", "csv"} and graph.get(imported_key).kinds == {"sqlite"}
     check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
     assert check_key in graph.asset_check_keys

@@ -283,6 +283,13 @@ class CronSchedule(Model):
         return " ".join(fields)
 
 
+class CleanupConfig(Model):
+    """The optional archival flow: once a table (partition) is verified, delete it from the source."""
+
+    source_after_verify: bool = False
+    batch_size: int = Field(10_000, ge=1)  # rows per round (per transaction)
+
+
 class TaskBase(Model):
     """What every task has: a name, where its files go, its filter rules, schedule and run_config."""
 
@@ -293,6 +300,16 @@ class TaskBase(Model):
     # None: on demand only; "immediate": run once when declared or changed; or a cron schedule.
     schedule: Literal["immediate"] | CronSchedule | None = None
     run_config: RunConfig = RunConfig()
+    cleanup: CleanupConfig | None = None
+
+    @model_validator(mode="after")
+    def _archival_deletes_a_slice(self):
+        if self.cleanup and self.cleanup.source_after_verify and not (self.filters or getattr(self, "partition", None)):
+            raise ValueError(
+                "cleanup.source_after_verify would delete the whole source table after each verified sync; "
+                "give the task a partition or filters (what is copied is what gets deleted)"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

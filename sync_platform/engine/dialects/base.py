@@ -45,6 +45,7 @@ class Dialect(ABC):
     varchar_sql = "varchar"  # takes (n) for bounded strings
     char_sql = "char"  # takes (n) for fixed-length (padded) strings
     max_identifier_length: int | None = None  # bytes; longer table names cannot be created
+    row_locator: str  # the hidden column that addresses a row of a table without a primary key
 
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
@@ -105,6 +106,20 @@ class Dialect(ABC):
         if schema.primary_key:
             lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})")
         return f"CREATE TABLE {self.qualified(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    def delete_round_sql(self, table: TableName, where: Where | None, keys: tuple[str, ...], limit: int) -> Where:
+        """DELETE at most `limit` rows matching `where`, chosen by their key (primary key, or the
+        row locator): one round of a cleanup."""
+        key_list = ", ".join(k if k == self.row_locator else self.quote(k) for k in keys)
+        chosen = self.statement(f"SELECT {key_list} FROM {self.qualified(table)}", where, f" LIMIT {int(limit)}")
+        parts = list(chosen.parts)
+        parts[0] = f"DELETE FROM {self.qualified(table)} WHERE ({key_list}) IN ({parts[0]}"
+        parts[-1] += ")"
+        return Where(tuple(parts), chosen.params)
+
+    @abstractmethod
+    def execute_write(self, statement: Where) -> int:
+        """Run one data-changing statement in its own transaction, committed; rows affected."""
 
     @staticmethod
     def check_loaded(table: TableName, loaded: int, expected: int) -> None:

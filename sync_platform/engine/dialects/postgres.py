@@ -106,6 +106,7 @@ class PostgresDialect(Dialect):
     type_sql = _TYPE_SQL
     loads_csv_text = True
     max_identifier_length = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate longer names
+    row_locator = "ctid"
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -286,6 +287,10 @@ class PostgresDialect(Dialect):
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+    def execute_write(self, statement: Where) -> int:
+        with self._psycopg() as conn:  # commits on leaving the block, rolls back on any exception
+            return conn.execute(statement.sql("%s", escape_percent=True), self.bind(statement)).rowcount
 
     def count_rows(self, table: TableName, where=None) -> int:
         statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, TableNotFound
+from ..filters import Where
 from .base import Dialect, LoadFile
 
 _READ_BATCH_ROWS = 10_000
@@ -151,6 +152,7 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     type_sql = _TYPE_SQL
     varchar_sql = "VARCHAR"
+    row_locator = "rowid"
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -183,6 +185,20 @@ class SQLiteDialect(Dialect):
             return conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
             ).fetchone() is not None
+
+    def execute_write(self, statement: Where) -> int:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = conn.execute(statement.sql("?"), self.bind(statement)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return deleted
+        finally:
+            conn.close()
 
     def list_tables(self, schema: str | None = None) -> list[str]:
         if schema not in (None, "main"):

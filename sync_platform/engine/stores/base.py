@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 
 
@@ -34,3 +35,23 @@ class ObjectStore(ABC):
     @abstractmethod
     def url(self, key: str) -> str:
         """Where `key` lives, for people to read (file:// or s3://); never holds credentials."""
+
+    def round_trip(self) -> None:
+        """The spec's connection test: write, read back and delete a small object; StoreError
+        names the first step that failed and why."""
+        key = f"_sync_platform_connection_test/{os.urandom(8).hex()}"
+        payload = os.urandom(64)
+        self.put(key, payload)
+        try:
+            if self.get(key) != payload:
+                raise StoreError(f"{self.url(key)} read back different bytes than were written")
+        finally:
+            self.delete([key])
+        if self.exists(key):
+            raise StoreError(f"{self.url(key)} is still there after its deletion")
+
+    def delete_folder(self, folder: str) -> int:
+        """Delete every object under `folder`; how many there were."""
+        keys = self.list(folder)
+        self.delete(keys)
+        return len(keys)

@@ -53,7 +53,15 @@ class LocalStore(ObjectStore):
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            for folder in path.parents:  # leave no empty folders behind, up to the root
+                if folder == self.root:
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (or already gone): its parents are not empty either
+                    break
 
     def check(self) -> None:
         try:

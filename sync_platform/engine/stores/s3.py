@@ -71,7 +71,13 @@ class S3Store(ObjectStore):
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            response = self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            errors = response.get("Errors") or []  # per-key failures come back in a 200 response
+            if errors:
+                first = errors[0]
+                cause = _CAUSES.get(first.get("Code", ""), f"{first.get('Code')}: {first.get('Message', '')}")
+                raise StoreError(f"S3 delete of {len(errors)} object(s) failed, e.g. s3://{self.bucket}/{first.get('Key')}: "
+                                 + cause.format(bucket=self.bucket))
 
     def check(self) -> None:
         self._call(f"access to bucket {self.bucket!r}", self.client.head_bucket, Bucket=self.bucket)
