@@ -165,3 +165,55 @@ def graphql(base: str, query: str, variables: dict | None = None) -> dict:
         body = json.loads(response.read())
     assert "errors" not in body, body
     return body["data"]
+
+
+def wait_for(condition, what: str, timeout: float = 120):
+    """Poll `condition` until it returns something true; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+_SELECTOR = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__"}
+
+
+def ui_launch(base: str, job: str, run_config: dict | None = None) -> str:
+    """Launch a run as the UI's launchpad does; its run id."""
+    launched = graphql(base, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+        ... on RunConfigValidationInvalid { errors { message } } } }""",
+                       {"params": {"selector": {**_SELECTOR, "jobName": job}, "runConfigData": run_config or {}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def ui_terminate(base: str, instance, run_id: str) -> None:
+    """Press Terminate on a run and wait until it is canceled."""
+    import dagster as dg
+
+    terminated = graphql(base, """mutation($runId: String!) { terminateRun(runId: $runId) {
+        __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }""", {"runId": run_id})["terminateRun"]
+    assert terminated["__typename"] == "TerminateRunSuccess", terminated
+    assert wait_for_run(instance, run_id) == dg.DagsterRunStatus.CANCELED
+
+
+def ui_reexecute_from_failure(base: str, run_id: str) -> str:
+    again = graphql(base, """mutation($runId: String!) {
+        launchRunReexecution(reexecutionParams: {parentRunId: $runId, strategy: FROM_FAILURE}) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""", {"runId": run_id})
+    again = again["launchRunReexecution"]
+    assert again["__typename"] == "LaunchRunSuccess", again
+    return again["run"]["runId"]
+
+
+def wait_for_run(instance, run_id: str, timeout: float = 180):
+    """The run's final status."""
+    import dagster as dg
+
+    final = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    return wait_for(lambda: instance.get_run_by_id(run_id).status in final and instance.get_run_by_id(run_id).status,
+                    f"run {run_id[:8]} to end", timeout)

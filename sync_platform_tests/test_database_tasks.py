@@ -24,7 +24,7 @@ from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
 from sync_platform.status import StatusReader
 
-from .conftest import fresh_pg_database, graphql, running_ui
+from .conftest import fresh_pg_database, running_ui, ui_launch, ui_reexecute_from_failure, ui_terminate, wait_for, wait_for_run
 from .tpch import DDL, load_tpch
 
 TPCH_TABLES = sorted(DDL)
@@ -305,24 +305,6 @@ def test_whole_database_refuses_names_the_target_cannot_keep(tmp_path):
     assert not TableListCache.for_config(config).path("db").exists()
 
 
-LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-TERMINATE = """mutation($runId: String!) { terminateRun(runId: $runId) {
-  __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }"""
-REEXECUTE = """mutation($runId: String!) { launchRunReexecution(reexecutionParams: {parentRunId: $runId, strategy: FROM_FAILURE}) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-
-
-def _wait_for(condition, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):
     """Launched, terminated and re-executed from failure as the UI does it (its GraphQL API, on a
     live `sync-platform ui`): the slow table reads running, then terminated, then restarting, then
@@ -336,26 +318,16 @@ def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):
         def status() -> str:
             return StatusReader.for_definitions(instance, defs).table_status(slow).status
 
-        selector = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__", "jobName": "app_sync"}
-        launched = graphql(base, LAUNCH, {"params": {"selector": selector, "runConfigData": {}}})["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-        _wait_for(lambda: status() == "running", "the slow table to run")
-
-        terminated = graphql(base, TERMINATE, {"runId": run_id})["terminateRun"]
-        assert terminated["__typename"] == "TerminateRunSuccess", terminated
-        _wait_for(lambda: instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED, "the run to be canceled")
+        run_id = ui_launch(base, "app_sync")
+        wait_for(lambda: status() == "running", "the slow table to run")
+        ui_terminate(base, instance, run_id)
         assert status() == "terminated"
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT to_regclass('public.slow')").fetchone() == (None,)  # nothing half-written
 
-        again = graphql(base, REEXECUTE, {"runId": run_id})["launchRunReexecution"]
-        assert again["__typename"] == "LaunchRunSuccess", again
-        retry_id = again["run"]["runId"]
-        _wait_for(lambda: status() == "restarting", "the re-execution to reach the slow table")
-        _wait_for(lambda: instance.get_run_by_id(retry_id).status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE),
-                  "the re-execution to finish")
-        assert instance.get_run_by_id(retry_id).status == dg.DagsterRunStatus.SUCCESS
+        retry_id = ui_reexecute_from_failure(base, run_id)
+        wait_for(lambda: status() == "restarting", "the re-execution to reach the slow table")
+        assert wait_for_run(instance, retry_id) == dg.DagsterRunStatus.SUCCESS
         assert status() == "completed"
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT * FROM public.slow ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
