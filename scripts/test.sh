@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole test suite on a fresh Debian machine with Python 3.11:
-#   1. Debian packages the tests need (PostgreSQL server, Chromium for the UI test, curl)
+#   1. Debian packages the tests need (PostgreSQL, MariaDB, Chromium for the UI tests, curl)
 #   2. the virtualenv .venv with the project and its test extras
-#   3. the real servers (scripts/test_servers.sh: PostgreSQL, S3 endpoint), stopped on exit
+#   3. the real servers (scripts/test_servers.sh: PostgreSQL, MariaDB, S3 endpoint), stopped on exit
 #   4. pytest, with any arguments given to this script
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,6 +14,8 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v mariadbd >/dev/null || missing+=(mariadb-server)
+command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

@@ -43,7 +43,7 @@ def clean_in_rounds(
     """Delete until a round finds nothing left; `on_round` sees the progress after each commit."""
     schema = dialect.reflect(request.table)
     where = request.where.where(schema, dialect.quote) if request.where else None  # checks columns and values
-    keys = schema.primary_key or (dialect.row_locator,)
+    keys = schema.primary_key or ((dialect.row_locator,) if dialect.row_locator else ())
     progress = CleanupProgress(
         statement=dialect.delete_round_sql(request.table, where, keys, request.batch_size),
         matching=dialect.count_rows(request.table, where),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Dialect, LoadFile
+from .mysql import MySQLDialect
 from .postgres import PostgresDialect
 from .sqlite import SQLiteDialect
 
@@ -10,6 +11,8 @@ DIALECTS: dict[str, type[Dialect]] = {
     "sqlite": SQLiteDialect,
     "postgresql": PostgresDialect,
     "postgres": PostgresDialect,
+    "mysql": MySQLDialect,
+    "mariadb": MySQLDialect,
 }
 
 

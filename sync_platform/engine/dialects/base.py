@@ -45,7 +45,7 @@ class Dialect(ABC):
     varchar_sql = "varchar"  # takes (n) for bounded strings
     char_sql = "char"  # takes (n) for fixed-length (padded) strings
     max_identifier_length: int | None = None  # bytes; longer table names cannot be created
-    row_locator: str  # the hidden column that addresses a row of a table without a primary key
+    row_locator: str | None  # the hidden column that addresses a row of a table without a primary key
 
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
@@ -129,6 +129,14 @@ class Dialect(ABC):
     # --- data diff idioms (see ../diff/) ---------------------------------------------------------
     param = "?"  # the driver's placeholder for a bound value in query()
     param_escapes_percent = False  # the driver reads `%` in SQL text as a placeholder
+
+    def concat_sql(self, parts: list[str]) -> str:
+        """SQL concatenating text expressions (none of them NULL)."""
+        return " || ".join(parts)
+
+    def char_length_sql(self, text_sql: str) -> str:
+        """SQL counting the characters (not bytes) of a text."""
+        return f"length({text_sql})"
 
     def canonical_text_sql(self, column: Column) -> str:
         """SQL rendering the column's value as its canonical text (the contract in columns.py and

@@ -22,6 +22,7 @@ from ..dialects.base import as_where
 from .values import DiffError, Side
 
 Key = tuple  # a key's values as the side's driver returns them
+_COLON, _BAR = "':'", "'|'"  # SQL literals of the row encoding
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class SliceQueries:
             values = [d.quote(c.name) if c.name in native_hash else self._canonical(c) for c in self.keys + self.columns]
             row_hash = d.native_row_hash_sql(values)
         else:
-            row_hash = d.row_hash_sql(" || ".join(self._encoded(c) for c in self.keys + self.columns))
+            row_hash = d.row_hash_sql(d.concat_sql([self._encoded(c) for c in self.keys + self.columns]))
         self._checksum = d.checksum_sum_sql(row_hash)
 
     def _text(self, column: Column) -> str:
@@ -79,8 +80,9 @@ class SliceQueries:
         q = self.dialect.quote(column.name)
         text = self._text(column)
         if column.kind in (Kind.STRING, Kind.JSON):
-            return f"(CASE WHEN {q} IS NULL THEN '~' ELSE length({text}) || ':' || {text} END)"
-        return f"(CASE WHEN {q} IS NULL THEN '~|' ELSE {text} || '|' END)"
+            token = self.dialect.concat_sql([self.dialect.char_length_sql(text), _COLON, text])
+            return f"(CASE WHEN {q} IS NULL THEN '~' ELSE {token} END)"
+        return f"(CASE WHEN {q} IS NULL THEN '~|' ELSE {self.dialect.concat_sql([text, _BAR])} END)"
 
     def _canonical(self, column: Column) -> str:
         return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self._text(column)} END"

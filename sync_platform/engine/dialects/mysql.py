@@ -1,0 +1,448 @@
+"""MySQL / MariaDB through PyMySQL (pure Python, so it installs everywhere without a C client
+library, and it supports LOAD DATA LOCAL INFILE and unbuffered server-side cursors).
+
+Reading: an unbuffered cursor (SSCursor) streams rows; TIMESTAMP columns are read through
+CONVERT_TZ as UTC instants. Loading: the rows are rendered to a temporary file of quoted CSV
+(NULL as the bare word NULL, binary as hex turned back by UNHEX) and bulk-loaded with
+`LOAD DATA LOCAL INFILE` inside one transaction; any warning (a truncated or converted value)
+aborts the load, since LOCAL turns MySQL's errors into warnings. A full refresh is a DELETE in
+that transaction (TRUNCATE would commit on its own). The session time zone is the task's
+source_timezone (named zones need the server's time zone tables); identifiers are quoted with
+backticks.
+
+Type mapping: tinyint(1) <-> boolean; unsigned integers widen (int unsigned -> bigint, bigint
+unsigned -> decimal(20,0)); datetime <-> timestamp; TIMESTAMP (UTC-based) <-> timestamptz, within
+MySQL's 1970-2038 range; char(n) <-> char(n); text/blob kinds <-> text/bytea; json <-> json;
+decimals exact up to decimal(65,30) (an unbounded PostgreSQL numeric becomes decimal(65,30)). A
+zero date (0000-00-00) has no equivalent anywhere else: exporting one fails naming the column.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime, time, timedelta, timezone
+from functools import cached_property
+from uuid import UUID
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ..columns import Column, Kind, TableName, TableSchema
+from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound, UnsupportedColumn
+from ..filters import Where
+from .base import Dialect, LoadFile
+
+_READ_BATCH_ROWS = 10_000
+
+_TYPE_SQL = {
+    Kind.DECIMAL: "DECIMAL",
+    Kind.INT16: "SMALLINT",
+    Kind.INT32: "INT",
+    Kind.INT64: "BIGINT",
+    Kind.FLOAT32: "FLOAT",
+    Kind.FLOAT64: "DOUBLE",
+    Kind.STRING: "LONGTEXT",
+    Kind.BOOL: "TINYINT(1)",
+    Kind.DATE: "DATE",
+    Kind.TIMESTAMP: "DATETIME(6)",
+    Kind.TIMESTAMPTZ: "TIMESTAMP(6) NULL",
+    Kind.TIME: "TIME(6)",
+    Kind.BINARY: "LONGBLOB",
+    Kind.UUID: "CHAR(36)",
+    Kind.JSON: "JSON",
+}
+_UNBOUNDED_DECIMAL = "DECIMAL(65,30)"
+# A primary key cannot index a LONGTEXT: an unbounded key string becomes the longest indexable varchar.
+_KEY_VARCHAR = "VARCHAR(768)"
+_SESSION_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql
+    from sqlalchemy.sql.sqltypes import _Binary
+
+    def column(kind: Kind, **details) -> Column:
+        return Column(name, kind, nullable, **details)
+
+    unsigned = getattr(sa_type, "unsigned", False)
+    if isinstance(sa_type, mysql.TINYINT):
+        return column(Kind.BOOL) if sa_type.display_width == 1 else column(Kind.INT16)
+    if isinstance(sa_type, mysql.YEAR):
+        return column(Kind.INT16)
+    if isinstance(sa_type, sa.SmallInteger):
+        return column(Kind.INT32 if unsigned else Kind.INT16)
+    if isinstance(sa_type, sa.BigInteger):
+        return column(Kind.DECIMAL, precision=20, scale=0) if unsigned else column(Kind.INT64)
+    if isinstance(sa_type, (sa.Integer, mysql.MEDIUMINT)):
+        return column(Kind.INT64 if unsigned else Kind.INT32)
+    if isinstance(sa_type, mysql.BIT):
+        raise UnsupportedColumn(f"column {name!r} of {table} is BIT, which sync_platform cannot copy exactly")
+    if isinstance(sa_type, mysql.FLOAT):
+        return column(Kind.FLOAT32)
+    if isinstance(sa_type, (mysql.DOUBLE, mysql.REAL, sa.Float)):
+        return column(Kind.FLOAT64)
+    if isinstance(sa_type, sa.Numeric):
+        return column(Kind.DECIMAL, precision=sa_type.precision, scale=sa_type.scale or 0)
+    if isinstance(sa_type, mysql.TIMESTAMP):
+        return column(Kind.TIMESTAMPTZ)
+    if isinstance(sa_type, sa.DateTime):
+        return column(Kind.TIMESTAMP)
+    if isinstance(sa_type, sa.Date):
+        return column(Kind.DATE)
+    if isinstance(sa_type, sa.Time):
+        return column(Kind.TIME)
+    if isinstance(sa_type, sa.JSON):
+        return column(Kind.JSON)
+    if isinstance(sa_type, _Binary):  # binary, varbinary and the blobs
+        return column(Kind.BINARY)
+    if isinstance(sa_type, sa.Uuid) or type(sa_type).__name__ == "UUID":
+        return column(Kind.UUID)
+    if isinstance(sa_type, (mysql.CHAR, mysql.NCHAR)):
+        return column(Kind.STRING, length=sa_type.length, padded=True)
+    if isinstance(sa_type, (sa.String, sa.Enum, mysql.SET)):
+        return column(Kind.STRING, length=getattr(sa_type, "length", None) if isinstance(sa_type, (mysql.VARCHAR, mysql.NVARCHAR)) else None)
+    raise UnsupportedColumn(
+        f"column {name!r} of {table} has type {sa_type}, which sync_platform cannot copy exactly; "
+        f"supported kinds: {', '.join(k.value for k in Kind)}"
+    )
+
+
+def _zero_date(table_column: str, value) -> UnsupportedColumn:
+    return UnsupportedColumn(
+        f"column {table_column} holds {value!r}, MySQL's zero date, which no other database can hold; "
+        "fix those rows or leave them out with a source_where"
+    )
+
+
+def _to_arrow(column: Column, values: list, where: str) -> pa.Array:
+    """PyMySQL's Python values of one column as the column's canonical Arrow array."""
+    kind = column.kind
+    if kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        bad = next((v for v in values if isinstance(v, str)), None)  # PyMySQL leaves invalid dates as text
+        if bad is not None:
+            raise _zero_date(f"{where}.{column.name}", bad)
+        if kind is Kind.TIMESTAMPTZ:  # read as UTC wall-clock time (CONVERT_TZ in the SELECT)
+            values = [None if v is None else v.replace(tzinfo=timezone.utc) for v in values]
+    elif kind is Kind.TIME:
+        values = [None if v is None else _time_of(v, f"{where}.{column.name}") for v in values]
+    elif kind is Kind.BOOL:
+        values = [None if v is None else bool(v) for v in values]
+    elif kind is Kind.DECIMAL and column.arrow_type == pa.string():
+        values = [None if v is None else str(v) for v in values]
+    elif kind in (Kind.STRING, Kind.JSON, Kind.UUID):
+        values = [None if v is None else (v.decode() if isinstance(v, bytes) else str(v)) for v in values]
+    return pa.array(values, column.arrow_type)
+
+
+def _time_of(value: timedelta, where: str) -> time:
+    if not timedelta(0) <= value < timedelta(days=1):
+        raise UnsupportedColumn(f"column {where} holds the duration {value}, not a time of day (00:00:00-23:59:59.999999)")
+    return (datetime.min + value).time()
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    quote_char = "`"
+    type_sql = _TYPE_SQL
+    varchar_sql = "VARCHAR"
+    char_sql = "CHAR"
+    max_identifier_length = 64
+    row_locator = None  # no addressable row id; a cleanup round is DELETE ... LIMIT n anyway
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        super().__init__(url, timezone)
+        from sqlalchemy.engine import make_url
+
+        self.sa_url = make_url(url).set(drivername="mysql+pymysql")
+        self.display = self.sa_url.render_as_string(hide_password=True)
+        self._idle: list = []
+
+    @cached_property
+    def engine(self):
+        import sqlalchemy as sa
+
+        return sa.create_engine(self.sa_url, poolclass=sa.pool.NullPool)
+
+    def _connect(self, cursorclass=None, time_zone: str | None = None):
+        import pymysql
+
+        url = self.sa_url
+        try:
+            conn = pymysql.connect(
+                host=url.host or "localhost", port=url.port or 3306, user=url.username, password=url.password or "",
+                database=url.database, charset="utf8mb4", local_infile=True, autocommit=False,
+                **({"cursorclass": cursorclass} if cursorclass else {}),
+            )
+        except pymysql.err.OperationalError as error:
+            raise DatabaseUnreachable(f"cannot connect to MySQL {self.display}: {error.args[-1]}") from None
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = %s, time_zone = %s", (_SESSION_SQL_MODE, time_zone or self.timezone))
+        return conn
+
+    def check_connection(self) -> None:
+        self._connect().close()
+
+    def qualified(self, table: TableName) -> str:
+        return ".".join(self.quote(p) for p in (table.schema, table.name) if p)
+
+    def _schema_sql(self, table: TableName) -> tuple[str, tuple]:
+        return ("%s", (table.schema,)) if table.schema else ("DATABASE()", ())
+
+    def table_exists(self, table: TableName) -> bool:
+        schema, params = self._schema_sql(table)
+        return bool(self.query(
+            f"SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = %s", (*params, table.name)
+        ))
+
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        rows = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name", (schema,),
+        )
+        return [r[0] for r in rows]
+
+    def reflect(self, table: TableName) -> TableSchema:
+        import sqlalchemy as sa
+
+        if not self.table_exists(table):
+            raise TableNotFound(f"table {table} does not exist in MySQL {self.display}")
+        inspector = sa.inspect(self.engine)
+        columns = tuple(
+            _column(c["type"], table, c["name"], c["nullable"]) for c in inspector.get_columns(table.name, schema=table.schema)
+        )
+        primary_key = tuple(inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"])
+        return TableSchema(columns=columns, primary_key=primary_key)
+
+    def column_type_sql(self, column: Column) -> str:
+        if column.kind is Kind.DECIMAL and not column.precision:
+            return _UNBOUNDED_DECIMAL
+        return super().column_type_sql(column)
+
+    def create_table_sql(self, table: TableName, schema: TableSchema) -> str:
+        lines = []
+        for c in schema.columns:
+            sql_type = self.column_type_sql(c)
+            if c.name in schema.primary_key and sql_type in ("LONGTEXT", "LONGBLOB"):
+                sql_type = _KEY_VARCHAR if sql_type == "LONGTEXT" else "VARBINARY(3072)"
+            lines.append(f"{self.quote(c.name)} {sql_type}{'' if c.nullable else ' NOT NULL'}")
+        if schema.primary_key:
+            lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})")
+        return (f"CREATE TABLE {self.qualified(table)} (\n  " + ",\n  ".join(lines)
+                + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+
+    def select_expression(self, column: Column) -> str:
+        name = self.quote(column.name)
+        if column.kind is Kind.TIMESTAMPTZ:
+            return f"CONVERT_TZ({name}, @@session.time_zone, '+00:00') AS {name}"
+        return name
+
+    # --- reading -----------------------------------------------------------------------------------
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        import pymysql.cursors
+
+        statement = self.select_sql(table, schema, where, order_by)
+        conn = self._connect(cursorclass=pymysql.cursors.SSCursor)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(statement.sql("%s", escape_percent=True), self.bind(statement))
+                while rows := cursor.fetchmany(_READ_BATCH_ROWS):
+                    columns = list(zip(*rows))
+                    yield pa.RecordBatch.from_arrays(
+                        [_to_arrow(c, list(v), str(table)) for c, v in zip(schema.columns, columns)], schema=schema.arrow_schema
+                    )
+        finally:
+            conn.close()
+
+    def count_rows(self, table: TableName, where=None) -> int:
+        statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
+        return int(self.query(statement.sql("%s", escape_percent=True), self.bind(statement))[0][0])
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        conn = self._idle.pop() if self._idle else self._connect()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, params or None)
+                rows = cursor.fetchall()
+            conn.rollback()  # read-only: end the snapshot, keep the connection
+        except BaseException:
+            conn.close()
+            raise
+        self._idle.append(conn)
+        return list(rows)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    def execute_write(self, statement: Where) -> int:
+        conn = self._connect()
+        try:
+            with conn.cursor() as cursor:
+                deleted = cursor.execute(statement.sql("%s", escape_percent=True), self.bind(statement))
+            conn.commit()
+            return deleted
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def delete_round_sql(self, table: TableName, where: Where | None, keys: tuple[str, ...], limit: int) -> Where:
+        # MySQL refuses LIMIT in an IN subquery, but deletes with ORDER BY ... LIMIT directly.
+        order = f" ORDER BY {', '.join(self.quote(k) for k in keys)}" if keys else ""
+        return self.statement(f"DELETE FROM {self.qualified(table)}", where, f"{order} LIMIT {int(limit)}")
+
+    # --- loading -----------------------------------------------------------------------------------
+    def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        # UTC session: TIMESTAMP values arrive as UTC text and the clear's bounds as UTC instants.
+        conn = self._connect(time_zone="+00:00")
+        created = False
+        try:
+            with conn.cursor() as cursor:
+                if not self._exists_on(cursor, table):
+                    cursor.execute(self.create_table_sql(table, schema))  # DDL commits on its own in MySQL
+                    created = True
+                conn.begin()
+                clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
+                cursor.execute(clear.sql("%s", escape_percent=True), self.bind(clear))
+                loaded = 0
+                with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
+                    path = os.path.join(folder, "rows.csv")
+                    for file in files:
+                        loaded += self._load_file(cursor, table, schema, file, path)
+                self.check_loaded(table, loaded, expected_rows)
+            conn.commit()
+            return loaded
+        except BaseException:
+            conn.rollback()
+            if created:  # no half-made table left behind either
+                with conn.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
+            raise
+        finally:
+            conn.close()
+
+    def _exists_on(self, cursor, table: TableName) -> bool:
+        schema, params = self._schema_sql(table)
+        cursor.execute(f"SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = %s",
+                       (*params, table.name))
+        return cursor.fetchone() is not None
+
+    def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
+        with open(path, "wb") as sink:
+            for batch in file.record_batches():
+                pacsv.write_csv(_load_text(batch, schema), sink, pacsv.WriteOptions(
+                    include_header=False, quoting_style="all_valid", null_string="NULL"))
+        targets, sets = [], []
+        for index, column in enumerate(schema.columns):
+            if column.kind is Kind.BINARY:
+                targets.append(f"@b{index}")
+                sets.append(f"{self.quote(column.name)} = UNHEX(@b{index})")
+            else:
+                targets.append(self.quote(column.name))
+        sql = (
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.qualified(table)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
+            f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
+        )
+        loaded = cursor.execute(sql, (path,))
+        cursor.execute("SHOW WARNINGS LIMIT 3")
+        warnings = cursor.fetchall()
+        if warnings:  # LOCAL turns errors into warnings: a truncated or converted value is a failure here
+            raise LoadFailed(f"loading {table} was refused by MySQL: " + "; ".join(f"{w[2]}" for w in warnings) + "; rolled back")
+        return loaded
+
+    # --- data diff idioms -------------------------------------------------------------------------
+    param = "%s"
+    param_escapes_percent = True
+
+    def concat_sql(self, parts: list[str]) -> str:
+        return f"CONCAT({', '.join(parts)})"
+
+    def char_length_sql(self, text_sql: str) -> str:
+        return f"CHAR_LENGTH({text_sql})"
+
+    def canonical_text_sql(self, column: Column) -> str:
+        q = self.quote(column.name)
+        text = f"CAST({q} AS CHAR)"
+        kind = column.kind
+        if kind is Kind.DECIMAL:
+            trimmed = f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {text}))"
+            return f"(CASE WHEN {q} = 0 THEN '0' WHEN INSTR({text}, '.') > 0 THEN {trimmed} ELSE {text} END)"
+        if kind in (Kind.FLOAT32, Kind.FLOAT64):
+            return _scientific_sql(f"CAST({q} AS DOUBLE)")
+        if kind is Kind.BOOL:
+            return f"CAST(({q} <> 0) AS CHAR)"
+        # Casts, not DATE_FORMAT: a '%' in the SQL would clash with PyMySQL's %s parameters.
+        if kind is Kind.DATE:
+            return text
+        if kind is Kind.TIMESTAMP:
+            return f"CAST(CAST({q} AS DATETIME(6)) AS CHAR)"
+        if kind is Kind.TIMESTAMPTZ:
+            return f"CAST(CAST(CONVERT_TZ({q}, @@session.time_zone, '+00:00') AS DATETIME(6)) AS CHAR)"
+        if kind is Kind.TIME:
+            return f"CAST(CAST({q} AS TIME(6)) AS CHAR)"
+        if kind is Kind.BINARY:
+            return f"LOWER(HEX({q}))"
+        if kind is Kind.UUID:
+            return f"LOWER({text})"
+        return text
+
+    def naive_as_utc_sql(self, column: Column) -> str:
+        zone = self.timezone.replace("'", "''")
+        return f"CAST(CAST(CONVERT_TZ({self.quote(column.name)}, '{zone}', '+00:00') AS DATETIME(6)) AS CHAR)"
+
+    def row_hash_sql(self, text_sql: str) -> str:
+        # The last 15 hex digits of the md5 (60 bits), as PostgreSQL's and SQLite's row hashes.
+        return f"CAST(CONV(SUBSTRING(MD5({text_sql}), 18), 16, 10) AS UNSIGNED)"
+
+    def key_sql(self, column: Column) -> str:
+        q = self.quote(column.name)
+        return f"{q} COLLATE utf8mb4_bin" if column.kind is Kind.STRING else q
+
+    def param_value(self, value):
+        if isinstance(value, datetime) and value.tzinfo:
+            # Compared with TIMESTAMP columns, which the session reads in its time zone.
+            from zoneinfo import ZoneInfo
+
+            return value.astimezone(ZoneInfo(self.timezone)).replace(tzinfo=None)
+        if isinstance(value, UUID):
+            return str(value)
+        return value
+
+
+def _scientific_sql(x: str) -> str:
+    """A double as C's %.14e (15 significant digits, e.g. -1.23450000000000e+02); MySQL has no printf.
+    The exponent is split in two powers so that denormals and 1e308 stay finite."""
+    e = f"FLOOR(LOG10(ABS({x})))"
+    mantissa = f"({x} / POW(10, {e} DIV 2) / POW(10, {e} - {e} DIV 2))"
+    # LOG10 may be off by one at powers of ten, and rounding may carry to 10.0: renormalise.
+    rounded = f"ROUND({mantissa}, 14)"
+    shift = f"(CASE WHEN ABS({rounded}) >= 10 THEN 1 WHEN ABS({rounded}) < 1 THEN -1 ELSE 0 END)"
+    digits = f"CAST(ROUND({mantissa} / POW(10, {shift}), 14) AS DECIMAL(16,14))"
+    exponent = f"({e} + {shift})"
+    return (
+        f"(CASE WHEN {x} = 0 THEN '0.00000000000000e+00' ELSE CONCAT({digits}, 'e', IF({exponent} < 0, '-', '+'), "
+        f"LPAD(ABS({exponent}), 2, '0')) END)"
+    )
+
+
+def _load_text(batch: pa.RecordBatch, schema: TableSchema) -> pa.Table:
+    """A batch as the text LOAD DATA reads: booleans 1/0, binary as hex, timestamps without zone (UTC
+    for timestamptz, the load's session zone), decimals and floats as exact text."""
+    arrays = []
+    for column, array in zip(schema.columns, batch.columns):
+        kind = column.kind
+        if kind is Kind.BOOL:
+            array = pc.cast(array, pa.int8())
+        elif kind is Kind.BINARY:
+            array = pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+        elif kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):  # %S carries the microseconds; timestamptz in UTC
+            array = pc.strftime(array, format="%Y-%m-%d %H:%M:%S", locale="C")
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=[c.name for c in schema.columns])
+
