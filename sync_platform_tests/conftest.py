@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 PG_URL = os.environ.get("SYNC_TEST_PG_URL")
+MYSQL_URL = os.environ.get("SYNC_TEST_MYSQL_URL")
 S3_ENDPOINT = os.environ.get("SYNC_TEST_S3_ENDPOINT")
 
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="SYNC_TEST_PG_URL is not set (scripts/test_servers.sh up)")
@@ -63,6 +64,31 @@ def pg_url():
     """A fresh, empty PostgreSQL database for one test."""
     with fresh_pg_database() as url:
         yield url
+
+
+@pytest.fixture
+def mysql_url():
+    """A fresh, empty database on the MariaDB test server for one test."""
+    if not MYSQL_URL:
+        pytest.skip("SYNC_TEST_MYSQL_URL is not set")
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(MYSQL_URL)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    def admin(sql: str) -> None:
+        conn = pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password)
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            conn.close()
+
+    admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def s3_client():

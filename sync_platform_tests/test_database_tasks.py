@@ -24,7 +24,15 @@ from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
 from sync_platform.status import StatusReader
 
-from .conftest import fresh_pg_database, running_ui, ui_launch, ui_reexecute_from_failure, ui_terminate, wait_for, wait_for_run
+from .conftest import (
+    fresh_pg_database,
+    running_ui,
+    ui_launch,
+    ui_reexecute_from_failure,
+    ui_terminate,
+    wait_for,
+    wait_for_run,
+)
 from .tpch import DDL, load_tpch
 
 TPCH_TABLES = sorted(DDL)

@@ -18,7 +18,15 @@ from sync_platform.engine.errors import ExportIncomplete
 from sync_platform.operations import CLEAN_SOURCE_OP
 from sync_platform.platform import Platform
 
-from .conftest import running_ui, table_task, ui_launch, ui_terminate, wait_for, wait_for_run, write_config
+from .conftest import (
+    running_ui,
+    table_task,
+    ui_launch,
+    ui_terminate,
+    wait_for,
+    wait_for_run,
+    write_config,
+)
 
 ROWS = 3000
 

@@ -427,7 +427,7 @@ def _scientific_sql(x: str) -> str:
     exponent = f"({e} + {shift})"
     return (
         f"(CASE WHEN {x} = 0 THEN '0.00000000000000e+00' ELSE CONCAT({digits}, 'e', IF({exponent} < 0, '-', '+'), "
-        f"LPAD(ABS({exponent}), 2, '0')) END)"
+        f"IF(ABS({exponent}) < 10, '0', ''), ABS({exponent})) END)"  # LPAD would cut 308 to 30
     )
 
 
