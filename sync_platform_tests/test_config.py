@@ -82,7 +82,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
         datasources={"src": "oracle://x", "dst": "sqlite:///d.db"},
     )
     joined = "\n".join(problems)
-    assert "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: postgres, postgresql, sqlite" in joined
+    assert "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: mariadb, mysql, postgres, postgresql, sqlite" in joined
     assert "task 'bad name' (tasks[0]): name: task name 'bad name' must start with a letter" in joined
     assert "task 't2' (tasks[1]): type: unknown value 'tabel_to_table'; valid values: table_to_table" in joined
 
