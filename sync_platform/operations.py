@@ -130,6 +130,10 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     table = _table(platform, config.task, config.table)
     source_key = naming.source_asset_key(table.task, table.source.table)
     partition = config.partition
+    try:
+        table.partition_window(partition)  # a partitioned table names a valid partition, others none
+    except ValueError as error:
+        raise dg.Failure(description=str(error)) from None
     identity = {**who(context), "ip": local_ip(platform.host_of(table.source)), "table": table.source.table}
 
     def record(status: str, progress: CleanupProgress | None, interlock: str) -> None:

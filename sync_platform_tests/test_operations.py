@@ -99,6 +99,8 @@ def test_interlock_refuses_without_a_passing_check_after_the_import(tmp_path, pg
     with dg.DagsterInstance.get() as instance:
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--config", str(config)]) == 1
         assert "refused to clean events: events partition 2024-01-01 has never been imported" in capsys.readouterr().err
+        assert cli(["clean-source", "ev", "--config", str(config)]) == 1
+        assert "task 'ev' is partitioned by at: give a partition key" in capsys.readouterr().err
 
         _sync(config, instance)
         dw = sqlite3.connect(tmp_path / "dw.db")
