@@ -174,3 +174,32 @@ def test_zero_dates_and_lossy_loads_fail_clearly(tmp_path, mysql_url, pg_url):
         cursor.execute("SHOW TABLES LIKE 'items_copy'")
         assert cursor.fetchall() == ()  # the table it created for the load is gone again
     conn.close()
+
+
+def test_partition_replace_on_a_timestamp_column_in_the_task_zone(tmp_path, pg_url, mysql_url):
+    """Monthly partitions in Asia/Shanghai on a timestamptz -> MySQL TIMESTAMP: re-loading February
+    replaces exactly February's window (read in the task's zone), never March's first hours."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz)")
+        conn.execute("INSERT INTO events VALUES (1, '2024-01-15 00:00:00+00'), (2, '2024-01-31 16:30:00+00'), "
+                     "(3, '2024-02-29 15:59:59+00'), (4, '2024-02-29 16:30:00+00')")  # 2, 3: February in Shanghai; 4: March
+    task = table_task("ev", ("src", "events"), ("dst", "events"), "files", source_timezone="Asia/Shanghai", algorithm="hashdiff")
+    task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01", "end": "2024-04-01"}
+    platform = Platform(load_config(write_config(tmp_path / "sync.yaml", {"src": pg_url, "dst": mysql_url},
+                                                 {"files": {"type": "local", "path": str(tmp_path / "exports")}}, [task])))
+    table = platform.table_sync("ev")
+    months = ("2024-01-01", "2024-02-01", "2024-03-01")
+    for key in (*months, "2024-02-01"):
+        platform.export(table, partition_key=key)
+        platform.load(table, partition_key=key)
+    conn = _mysql(mysql_url)
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT id, at FROM events ORDER BY id")
+        rows = cursor.fetchall()
+    conn.close()
+    assert [(i, at.isoformat()) for i, at in rows] == [
+        (1, "2024-01-15T00:00:00"), (2, "2024-01-31T16:30:00"), (3, "2024-02-29T15:59:59"), (4, "2024-02-29T16:30:00")]
+    assert [platform.diff(table, partition_key=key).target_rows for key in months] == [1, 2, 1]
+    assert all(platform.diff(table, partition_key=key).same for key in months)

@@ -152,7 +152,7 @@ class MySQLDialect(Dialect):
 
         return sa.create_engine(self.sa_url, poolclass=sa.pool.NullPool)
 
-    def _connect(self, cursorclass=None, time_zone: str | None = None):
+    def _connect(self):
         import pymysql
 
         url = self.sa_url
@@ -160,27 +160,21 @@ class MySQLDialect(Dialect):
             conn = pymysql.connect(
                 host=url.host or "localhost", port=url.port or 3306, user=url.username, password=url.password or "",
                 database=url.database, charset="utf8mb4", local_infile=True, autocommit=False,
-                **({"cursorclass": cursorclass} if cursorclass else {}),
             )
         except pymysql.err.OperationalError as error:
             raise DatabaseUnreachable(f"cannot connect to MySQL {self.display}: {error.args[-1]}") from None
         with conn.cursor() as cursor:
-            cursor.execute("SET SESSION sql_mode = %s, time_zone = %s", (_SESSION_SQL_MODE, time_zone or self.timezone))
+            for statement in self._session_sql():
+                cursor.execute(statement)
         return conn
 
     def check_connection(self) -> None:
         self._connect().close()
 
-    def qualified(self, table: TableName) -> str:
-        return ".".join(self.quote(p) for p in (table.schema, table.name) if p)
-
-    def _schema_sql(self, table: TableName) -> tuple[str, tuple]:
-        return ("%s", (table.schema,)) if table.schema else ("DATABASE()", ())
-
     def table_exists(self, table: TableName) -> bool:
-        schema, params = self._schema_sql(table)
         return bool(self.query(
-            f"SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = %s", (*params, table.name)
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+            (table.schema, table.name),
         ))
 
     def list_tables(self, schema: str | None = None) -> list[str]:
@@ -227,13 +221,17 @@ class MySQLDialect(Dialect):
             return f"CAST({name} AS CHAR) AS {name}"
         return name
 
-    # --- reading -----------------------------------------------------------------------------------
-    def _session_sql(self, time_zone: str | None = None) -> list[str]:
+    def _session_sql(self) -> list[str]:
+        """Every session's settings (PyMySQL's and connectorx's): strict mode, the task's time zone."""
+        return [f"SET SESSION sql_mode = '{_SESSION_SQL_MODE}'", self._time_zone_sql(self.timezone)]
+
+    @staticmethod
+    def _time_zone_sql(time_zone: str) -> str:
         from pymysql.converters import escape_string
 
-        return [f"SET SESSION sql_mode = '{_SESSION_SQL_MODE}'",
-                f"SET SESSION time_zone = '{escape_string(time_zone or self.timezone)}'"]
+        return f"SET SESSION time_zone = '{escape_string(time_zone)}'"
 
+    # --- reading -----------------------------------------------------------------------------------
     def inline(self, statement: Where) -> str:
         """The statement with its values as SQL literals, escaped exactly as PyMySQL escapes the
         parameters it binds (connectorx takes no parameters)."""
@@ -316,17 +314,18 @@ class MySQLDialect(Dialect):
 
     # --- loading -----------------------------------------------------------------------------------
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
-        # UTC session: TIMESTAMP values arrive as UTC text and the clear's bounds as UTC instants.
-        conn = self._connect(time_zone="+00:00")
-        created = False
+        created = not self.table_exists(table)
+        conn = self._connect()
         try:
             with conn.cursor() as cursor:
-                if not self._exists_on(cursor, table):
+                if created:
                     cursor.execute(self.create_table_sql(table, schema))  # DDL commits on its own in MySQL
-                    created = True
                 conn.begin()
+                # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
                 clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
                 cursor.execute(clear.sql("%s", escape_percent=True), self.bind(clear))
+                # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
+                cursor.execute(self._time_zone_sql("+00:00"))
                 loaded = 0
                 with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
                     path = os.path.join(folder, "rows.csv")
@@ -343,12 +342,6 @@ class MySQLDialect(Dialect):
             raise
         finally:
             conn.close()
-
-    def _exists_on(self, cursor, table: TableName) -> bool:
-        schema, params = self._schema_sql(table)
-        cursor.execute(f"SELECT 1 FROM information_schema.tables WHERE table_schema = {schema} AND table_name = %s",
-                       (*params, table.name))
-        return cursor.fetchone() is not None
 
     def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
         with open(path, "wb") as sink:
