@@ -29,7 +29,13 @@ import pymysql
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync_benchmark import FINGERPRINT, LINEITEM_DDL, database_url, ensure_source, fresh_target, our_sync  # noqa: E402
+from sync_benchmark import (  # noqa: E402
+    FINGERPRINT,
+    LINEITEM_DDL,
+    ensure_source,
+    fresh_target,
+    our_sync,
+)
 
 MARIADB_DDL = LINEITEM_DDL.replace("bigint", "BIGINT").replace("numeric", "DECIMAL")
 

@@ -252,7 +252,7 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
         platform, anchor = sync.platform, run_anchor(context, table)
         selected, checking = context.selected_asset_keys, check_key in context.selected_asset_check_keys
         keys = context.partition_keys if partitions_def else [None]
-        problems: list[str] = []
+        problems: dict[str | None, str] = {}  # partition key -> what went wrong
         for key in keys:
             where = f"partition {key}: " if key else ""
             try:
@@ -268,7 +268,7 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
                     result = platform.diff(table, logger=context.log.info, partition_key=key)
                     if not result.same:
                         _log_inconsistency(context.log, result, key)
-                        problems.append(f"{where}data inconsistent")
+                        problems[key] = "data inconsistent"
                     yield dg.AssetCheckEvaluation(
                         asset_key=imported_key,
                         check_name=naming.DATA_DIFF_CHECK,
@@ -282,13 +282,14 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
                 if key is None:
                     raise
                 context.log.error(f"{where}failed: {error}")
-                problems.append(f"{where}{error}")
+                problems[key] = str(error)
+        if problems and not partitions_def:
+            raise dg.Failure(description=problems[None])
         if problems:
-            failed = [p.removeprefix("partition ").split(":")[0] for p in problems] if partitions_def else []
             raise dg.Failure(
-                description=(f"{len(problems)} of {len(keys)} partitions failed: " if partitions_def else "")
-                + "; ".join(problems),
-                metadata={"failed_partitions": dg.MetadataValue.json(failed)} if failed else {},
+                description=f"{len(problems)} of {len(keys)} partitions failed: "
+                + "; ".join(f"partition {key}: {problem}" for key, problem in problems.items()),
+                metadata={"failed_partitions": dg.MetadataValue.json(list(problems))},
             )
 
     return table_step

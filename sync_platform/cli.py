@@ -158,16 +158,14 @@ def cmd_diff(args) -> int:
     """The task's data diff, without Dagster; exit 1 when the sides differ."""
     import logging
 
-    from .discovery import TableListCache
     from .engine.diff import DiffError
     from .platform import Platform
 
     try:
-        config = load_config(Path(args.config or default_config_path()))
+        platform = Platform.from_file(Path(args.config or default_config_path()))
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    platform = Platform(config, TableListCache.for_config(args.config or default_config_path()))
     try:
         table = platform.table_sync(args.task, args.table)
     except KeyError as error:
@@ -302,12 +300,11 @@ def _run_operation(config_path: Path, job_name: str, op_name: str, op_config: di
 def _failure(result) -> str:
     from dagster import DagsterEventType
 
+    from .status import failure_message
+
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            if data.user_failure_data and data.user_failure_data.description:
-                return data.user_failure_data.description
-            return data.error.message.strip().splitlines()[-1] if data.error else "failed"
+            return failure_message(event.step_failure_data)
     return "failed"
 
 
@@ -322,13 +319,14 @@ def _observed(result) -> dict:
 
 
 def cmd_clean_source(args) -> int:
+    from .naming import CLEAN_SOURCE_JOB
     from .operations import CLEAN_SOURCE_OP
 
     config = {k: v for k, v in {
         "task": args.task, "table": args.table, "partition": args.partition, "where": args.where,
         "batch_size": args.batch_size, "dry_run": args.dry_run, "all_rows": args.all_rows, "force": args.force,
     }.items() if v is not None}
-    result = _run_operation(Path(args.config or default_config_path()), "clean_source", CLEAN_SOURCE_OP, config)
+    result = _run_operation(Path(args.config or default_config_path()), CLEAN_SOURCE_JOB, CLEAN_SOURCE_OP, config)
     seen = _observed(result)
     if not result.success:
         print(f"clean-source {args.task}: {_failure(result)}", file=sys.stderr)
@@ -340,10 +338,11 @@ def cmd_clean_source(args) -> int:
 
 
 def cmd_clean_exports(args) -> int:
+    from .naming import CLEAN_EXPORTS_JOB
     from .operations import CLEAN_EXPORTS_OP
 
     config = {k: v for k, v in {"task": args.task, "table": args.table, "partition": args.partition}.items() if v is not None}
-    result = _run_operation(Path(args.config or default_config_path()), "clean_exports", CLEAN_EXPORTS_OP, config)
+    result = _run_operation(Path(args.config or default_config_path()), CLEAN_EXPORTS_JOB, CLEAN_EXPORTS_OP, config)
     if not result.success:
         print(f"clean-exports {args.task}: {_failure(result)}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from . import naming
+from .operations import USER_TAG
 from .platform import TableSync
 
 
@@ -49,6 +50,7 @@ def _entry(record, what: str, table: TableSync, values: dict, status: str, rows:
 def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: int = 50) -> list[HistoryEntry]:
     """Newest first, at most `limit` entries."""
     entries: list[HistoryEntry] = []
+    launched_by: dict[str, str] = {}  # run id -> its user tag, one lookup per run
     for table in tables:
         source_key = naming.source_asset_key(table.task, table.source.table)
         export_key = naming.export_asset_key(table.task, table.source.table)
@@ -64,9 +66,11 @@ def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: i
                                   str(v.get("location", ""))))
         for record in instance.fetch_materializations(export_key, limit=limit).records:
             v = _values(record.event_log_entry.dagster_event.event_specific_data.materialization.metadata)
-            run = instance.get_run_by_id(record.event_log_entry.run_id)
-            by = (run.tags.get("user") if run else None) or "-"
+            run_id = record.event_log_entry.run_id
+            if run_id not in launched_by:
+                run = instance.get_run_by_id(run_id)
+                launched_by[run_id] = (run.tags.get(USER_TAG) if run else None) or "-"
             entries.append(HistoryEntry(record.event_log_entry.timestamp, "export", table.source.table,
                                         record.event_log_entry.dagster_event.partition, "exported", str(v.get("rows", "-")),
-                                        by, str(v.get("location", "")), record.event_log_entry.run_id))
+                                        launched_by[run_id], str(v.get("location", "")), run_id))
     return sorted(entries, key=lambda e: e.timestamp, reverse=True)[:limit]

@@ -71,9 +71,9 @@ class TableStatus:
 @dataclass
 class _RunEvents:
     record: dg.RunRecord
-    materialized: dict  # (asset key, partition) -> metadata
+    materialized: dict  # asset key -> metadata of its last materialization in the run
     planned_assets: set
-    checks: dict  # (check key, partition) -> AssetCheckEvaluation
+    checks: dict  # check key -> its last AssetCheckEvaluation in the run
     planned_checks: set
     failures: dict  # step key -> message
 
@@ -94,11 +94,11 @@ def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
             planned_checks.add(event.event_specific_data.asset_check_key)
         elif kind == dg.DagsterEventType.STEP_FAILURE:
-            failures[event.step_key] = _failure_message(event.step_failure_data)
+            failures[event.step_key] = failure_message(event.step_failure_data)
     return _RunEvents(record, materialized, planned_assets, checks, planned_checks, failures)
 
 
-def _failure_message(failure) -> str:
+def failure_message(failure) -> str:
     """What went wrong, in the words of the innermost error (Dagster wraps it), or a Failure's description."""
     if failure.user_failure_data and failure.user_failure_data.description:
         return failure.user_failure_data.description
