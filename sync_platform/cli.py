@@ -278,8 +278,10 @@ def cmd_status(args) -> int:
 
 
 def _run_operation(config_path: Path, job_name: str, op_name: str, op_config: dict):
-    """Run an operation job in-process against the shared instance, as the UI would launch it."""
+    """Run an operation job in-process against the shared instance, as the UI would launch it.
+    Its events (tracebacks included) stay in the instance; the terminal gets our one-line outcome."""
     import getpass
+    import warnings
 
     from dagster import DagsterInstance
 
@@ -288,11 +290,13 @@ def _run_operation(config_path: Path, job_name: str, op_name: str, op_config: di
     from .operations import USER_TAG
 
     ensure_dagster_home()
-    job = build_definitions(config_path).resolve_job_def(job_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Dagster's beta/preview notices are for developers, not operators
+        job = build_definitions(config_path).resolve_job_def(job_name)
     with DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config={"ops": {op_name: {"config": op_config}},
-                        "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
             instance=instance, raise_on_error=False, tags={USER_TAG: getpass.getuser()},
         )
 
@@ -326,14 +330,27 @@ def cmd_clean_source(args) -> int:
         "task": args.task, "table": args.table, "partition": args.partition, "where": args.where,
         "batch_size": args.batch_size, "dry_run": args.dry_run, "all_rows": args.all_rows, "force": args.force,
     }.items() if v is not None}
-    result = _run_operation(Path(args.config or default_config_path()), CLEAN_SOURCE_JOB, CLEAN_SOURCE_OP, config)
-    seen = _observed(result)
+    try:
+        result = _run_operation(Path(args.config or default_config_path()), CLEAN_SOURCE_JOB, CLEAN_SOURCE_OP, config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
     if not result.success:
-        print(f"clean-source {args.task}: {_failure(result)}", file=sys.stderr)
+        print(f"clean-source {args.task}: {_failure(result)} (run {result.run_id[:8]})", file=sys.stderr)
         return 1
-    print(f"{seen['status']}: {seen['rows_deleted']} of {seen['rows_matching']} matching rows deleted from {seen['table']} "
-          f"in {seen['rounds']} rounds of at most {seen['batch_size']} ({seen['interlock']}; run {result.run_id[:8]})")
-    print(f"each round: {seen['sql'].strip('`').removeprefix('sql').strip()}  parameters {seen['parameters']}")
+    seen = _observed(result)
+    proof = "each proved identical in the target" if seen["verified"] else "without proof (forced)"
+    if seen["status"] == "dry-run":
+        print(f"dry-run: {seen['rows_matching'] - seen['rows_not_verified']} of {seen['rows_matching']} rows of "
+              f"{seen['table']} would be deleted, {proof}; {seen['rows_not_verified']} not verified would be kept "
+              f"({seen['interlock']}; run {result.run_id[:8]})")
+    else:
+        print(f"{seen['status']}: {seen['rows_deleted']} rows deleted from {seen['table']} in {seen['rounds']} rounds of "
+              f"at most {seen['batch_size']}, {proof} ({seen['interlock']}; run {result.run_id[:8]})")
+        if seen.get("earlier_attempts"):
+            print(f"with {seen['earlier_attempts']} earlier interrupted attempt(s) at this slice: "
+                  f"{seen['rows_deleted_all_attempts']} rows deleted in all")
+    print(f"each round: {seen['sql'].strip('`').removeprefix('sql').strip()}\nparameters {seen['parameters']}")
     return 0
 
 
@@ -342,9 +359,13 @@ def cmd_clean_exports(args) -> int:
     from .operations import CLEAN_EXPORTS_OP
 
     config = {k: v for k, v in {"task": args.task, "table": args.table, "partition": args.partition}.items() if v is not None}
-    result = _run_operation(Path(args.config or default_config_path()), CLEAN_EXPORTS_JOB, CLEAN_EXPORTS_OP, config)
+    try:
+        result = _run_operation(Path(args.config or default_config_path()), CLEAN_EXPORTS_JOB, CLEAN_EXPORTS_OP, config)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
     if not result.success:
-        print(f"clean-exports {args.task}: {_failure(result)}", file=sys.stderr)
+        print(f"clean-exports {args.task}: {_failure(result)} (run {result.run_id[:8]})", file=sys.stderr)
         return 1
     seen = _observed(result)
     print(f"{seen['status']}: {seen['objects_deleted']} objects under {seen['location']} (run {result.run_id[:8]})")
@@ -386,7 +407,7 @@ def cmd_history(args) -> int:
         return 2
     ensure_dagster_home()
     with DagsterInstance.get() as instance:
-        entries = task_history(instance, tables, args.limit)
+        entries = task_history(instance, tables, args.limit, platform)
     print(_table(["time", "what", "table", "partition", "status", "rows", "by", "details", "run"],
                  [[e.time, e.what, e.table, e.partition or "-", e.status, e.rows, e.by, e.details, e.run_id[:8]] for e in entries]))
     return 0
@@ -437,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
     status.set_defaults(func=cmd_status)
 
-    clean = sub.add_parser("clean-source", help="delete a task table's verified rows from the source, in rounds")
+    clean = sub.add_parser("clean-source", help="delete a task table's source rows that the target holds identically, in rounds")
     clean.add_argument("task")
     clean.add_argument("--table", help="source or target table (for tasks of several tables)")
     clean.add_argument("--partition", help="partition key of a partitioned task, e.g. 2024-03-01")
@@ -445,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--batch-size", type=int, help="rows per round, each its own transaction (default 10000)")
     clean.add_argument("--dry-run", action="store_true", default=None, help="only count the rows that would be deleted")
     clean.add_argument("--all-rows", action="store_true", default=None, help="allow deleting the whole table")
-    clean.add_argument("--force", action="store_true", default=None, help="clean even if the latest check did not pass")
+    clean.add_argument("--force", action="store_true", default=None, help="clean without a passing check, or a table without a primary key (unproved)")
     clean.add_argument("--config", help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
     clean.set_defaults(func=cmd_clean_source)
 

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from . import naming
-from .operations import USER_TAG
-from .platform import TableSync
+from .cleanup_journal import Attempt, attempts
+from .operations import USER_TAG, settled
+from .platform import Platform, TableSync
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,40 @@ def _entry(record, what: str, table: TableSync, values: dict, status: str, rows:
                         _by(values), details, entry.run_id)
 
 
-def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: int = 50) -> list[HistoryEntry]:
-    """Newest first, at most `limit` entries."""
+def _cleanup_entry(attempt: Attempt, table: TableSync, settle) -> HistoryEntry:
+    """One source cleanup run: its outcome, or, for a run that stopped recording mid-way (killed),
+    what it committed as settled against the source."""
+    v = attempt.record
+    status = attempt.status
+    if "rows_deleted" in v:
+        committed = settle(attempt)
+        if committed.interrupted:
+            status = "interrupted"
+        kept = f", {v['rows_not_verified']} kept" if v.get("rows_not_verified") else ""
+        total = (f", {v['rows_deleted_all_attempts']} over {v['earlier_attempts'] + 1} attempts"
+                 if v.get("earlier_attempts") else "")
+        counts = f"{committed.rows} deleted{kept}{total}"
+        first_statement = str(v.get("sql", "")).strip("`").removeprefix("sql").strip().split(";")[0]
+        note = f"{committed.note}; " if committed.note else ""
+        details = f"rounds={committed.rounds} {note}{first_statement} {v.get('parameters', '')}"
+    else:
+        counts, details = "-", v.get("interlock", "")
+    return HistoryEntry(attempt.timestamp, "clean-source", table.source.table, attempt.partition, status, counts,
+                        _by(v), details, attempt.run_id)
+
+
+def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: int = 50,
+                 platform: Platform | None = None) -> list[HistoryEntry]:
+    """Newest first, at most `limit` entries. With the `platform`, a cleanup killed while a round
+    was committing is settled against the source (did that round commit?)."""
     entries: list[HistoryEntry] = []
     launched_by: dict[str, str] = {}  # run id -> its user tag, one lookup per run
     for table in tables:
         source_key = naming.source_asset_key(table.task, table.source.table)
         export_key = naming.export_asset_key(table.task, table.source.table)
-        for record in instance.fetch_observations(source_key, limit=limit).records:
-            v = _values(record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata)
-            rows = f"{v['rows_deleted']} of {v['rows_matching']}" if "rows_deleted" in v else "-"
-            sql = v.get("sql", "").strip("`").removeprefix("sql").strip()
-            details = f"{sql} {v.get('parameters', '')} rounds={v.get('rounds', 0)}" if sql else v.get("interlock", "")
-            entries.append(_entry(record, "clean-source", table, v, v.get("status", "?"), rows, details))
+        settle = settled(instance, platform, table) if platform else (lambda attempt: attempt.committed(None))
+        for attempt in attempts(instance, source_key, all_partitions=True):
+            entries.append(_cleanup_entry(attempt, table, settle))
         for record in instance.fetch_observations(export_key, limit=limit).records:
             v = _values(record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata)
             entries.append(_entry(record, "clean-exports", table, v, v.get("status", "?"), f"{v.get('objects_deleted', 0)} objects",

@@ -6,12 +6,16 @@ source table's asset for source cleanups, on the export asset for export-file cl
 # No `from __future__ import annotations`: Dagster reads the context, config and resource annotations.
 
 import getpass
+import os
 import socket
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import dagster as dg
 
 from . import naming
+from .cleanup_journal import RUNNING, Attempt, Committed, attempts, probe_value, since_last_finished
 from .engine.cleanup import CleanupProgress
 from .platform import CleanupRefused, Platform, TableSync
 from .resources import SyncPlatformResource
@@ -29,7 +33,7 @@ class CleanSourceConfig(dg.Config):
     batch_size: int = 10_000  # rows per round (per transaction)
     dry_run: bool = False  # only count the rows that would be deleted
     all_rows: bool = False  # required to delete a whole table (no where, no filters, no partition)
-    force: bool = False  # clean even though the latest check did not pass after the latest import
+    force: bool = False  # clean without a passing check after the latest import, or a table without a primary key
 
 
 class CleanExportsConfig(dg.Config):
@@ -72,9 +76,21 @@ def _table(platform: Platform, task: str, table: str | None) -> TableSync:
         raise dg.Failure(description=error.args[0]) from None
 
 
+def _own_evaluation(record, instance: dg.DagsterInstance) -> bool:
+    """An evaluation the platform's data_diff produced: by a step of a run this instance knows,
+    with the diff's metadata. "Report evaluation" in the UI records one with no run and no step."""
+    event = record.event
+    if not record.run_id or event is None or event.dagster_event is None or event.dagster_event.step_key is None:
+        return False
+    return "algorithm" in event.dagster_event.event_specific_data.metadata and instance.get_run_by_id(record.run_id) is not None
+
+
 def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: str | None) -> tuple[bool, str]:
-    """The interlock: did the latest data_diff of exactly this table (and partition) pass, after
-    its latest import?"""
+    """The interlock: did the platform's latest data_diff of exactly this table (and partition)
+    pass, after its latest import? Evaluations reported by hand never count as a pass; one
+    reported as failed counts (it can only hold a cleanup back)."""
+    from dagster._core.event_api import PartitionKeyFilter
+
     imported_key = naming.imported_asset_key(table.task, table.target.table)
     imports = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=imported_key, asset_partitions=[partition_key] if partition_key else None), limit=1
@@ -82,22 +98,31 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
     where = f"{table.target.table}" + (f" partition {partition_key}" if partition_key else "")
     if not imports:
         return False, f"{where} has never been imported"
-    from dagster._core.event_api import PartitionKeyFilter
-
-    checks = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK), limit=1, partition_filter=PartitionKeyFilter(key=partition_key)
-    )
     imported_at = imports[0].timestamp
-    if not checks or checks[0].event is None:
-        return False, f"data_diff of {where} has not run since its import"
-    check = checks[0]
-    evaluation = check.event.dagster_event.event_specific_data
-    if check.event.timestamp < imported_at:
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK), limit=50, partition_filter=PartitionKeyFilter(key=partition_key)
+    )
+    ignored = 0
+    for check in history:
+        if check.event is None:  # planned, never evaluated (its run failed or was stopped first)
+            return False, f"data_diff of {where} has not run since its import"
+        if check.event.timestamp < imported_at:
+            break
+        evaluation = check.event.dagster_event.event_specific_data
+        if not _own_evaluation(check, instance):
+            if not evaluation.passed:
+                return False, f"data_diff of {where} was reported failed by hand after its import"
+            ignored += 1  # a hand-made pass proves nothing
+            continue
+        if not evaluation.passed:
+            return False, f"data_diff of {where} failed (data inconsistent) in run {check.run_id[:8]}"
+        stamp = datetime.fromtimestamp(check.event.timestamp, timezone.utc).isoformat(timespec="seconds")
+        return True, f"data_diff of {where} passed at {stamp} (run {check.run_id[:8]}), after the import"
+    latest = history[0] if history and history[0].event is not None else None
+    if latest is not None and latest.event.timestamp < imported_at and not ignored:
         return False, f"data_diff of {where} last ran before its latest import (run {imports[0].run_id[:8]})"
-    if not evaluation.passed:
-        return False, f"data_diff of {where} failed (data inconsistent) in run {check.run_id[:8]}"
-    stamp = datetime.fromtimestamp(check.event.timestamp, timezone.utc).isoformat(timespec="seconds")
-    return True, f"data_diff of {where} passed at {stamp} (run {check.run_id[:8]}), after the import"
+    note = f" ({ignored} evaluation(s) reported by hand are not evidence)" if ignored else ""
+    return False, f"data_diff of {where} has not run since its import{note}"
 
 
 def _cleanup_metadata(progress: CleanupProgress | None, config: CleanSourceConfig, status: str, interlock: str) -> dict:
@@ -112,19 +137,50 @@ def _cleanup_metadata(progress: CleanupProgress | None, config: CleanSourceConfi
     }
     if progress is not None:
         metadata.update({
-            "sql": dg.MetadataValue.md(f"```sql\n{progress.statement.sql('?')}\n```"),
-            "parameters": dg.MetadataValue.json([str(p) for p in progress.statement.params]),
+            "verified": progress.verified,
+            "slice": progress.slice,
+            "sql": dg.MetadataValue.md(f"```sql\n{progress.sql}\n```"),
+            "parameters": dg.MetadataValue.json([str(p) for p in progress.params]),
             "keyed_by": ", ".join(progress.keyed_by),
             "rows_matching": progress.matching,
             "rows_deleted": progress.rows_deleted,
+            "rows_not_verified": progress.rows_not_verified,
             "rounds": progress.rounds,
+            "in_flight_rows": progress.in_flight,
+            "probe": dg.MetadataValue.json(probe_value(progress.probe)),
             "started_at": progress.started_at.isoformat(timespec="seconds"),
             "ended_at": (progress.ended_at.isoformat(timespec="seconds") if progress.ended_at else _now()),
         })
+        if progress.kept:
+            metadata["kept_rows"] = dg.MetadataValue.table(
+                records=[dg.TableRecord({"key": _key_text(progress.keyed_by, k.key), "reason": k.reason}) for k in progress.kept],
+                schema=dg.TableSchema(columns=[dg.TableColumn("key", "string"), dg.TableColumn("reason", "string")]),
+            )
     return metadata
 
 
-@dg.op(description="Delete a task table's verified rows from the source in rounds (the spec's 'clean source data').")
+def _key_text(names: tuple[str, ...], values: tuple) -> str:
+    return ", ".join(f"{n}={v}" for n, v in zip(names, values))
+
+
+def settled(instance: dg.DagsterInstance, platform: Platform, table: TableSync) -> Callable[[Attempt], Committed]:
+    """What an attempt committed; an attempt whose process died is settled against the source."""
+
+    def settle(attempt: Attempt) -> Committed:
+        if attempt.status != RUNNING:
+            return attempt.committed(None)
+        alive = attempt.alive(instance)
+        if alive is not False:
+            committed = attempt.committed(None)
+            return replace(committed, note="still running" if alive else "running on another host, or lost with it")
+        committed = attempt.committed(lambda keyed_by, probe: platform.round_committed(table, keyed_by, probe))
+        return replace(committed, interrupted=True)
+
+    return settle
+
+
+@dg.op(description="Delete a task table's source rows that the target holds identically, in rounds "
+                   "(the spec's 'clean source data').")
 def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig, sync: SyncPlatformResource) -> None:
     platform = sync.platform
     table = _table(platform, config.task, config.table)
@@ -134,12 +190,11 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
         table.partition_window(partition)  # a partitioned table names a valid partition, others none
     except ValueError as error:
         raise dg.Failure(description=str(error)) from None
-    identity = {**who(context), "ip": local_ip(platform.host_of(table.source)), "table": table.source.table}
+    identity = {**who(context), "ip": local_ip(platform.host_of(table.source)), "table": table.source.table, "pid": os.getpid()}
 
-    def record(status: str, progress: CleanupProgress | None, interlock: str) -> None:
-        context.log_event(dg.AssetObservation(
-            source_key, partition=partition, metadata={**identity, **_cleanup_metadata(progress, config, status, interlock)}
-        ))
+    def record(status: str, progress: CleanupProgress | None, interlock: str, **extra) -> None:
+        context.log_event(dg.AssetObservation(source_key, partition=partition, metadata={
+            **identity, **_cleanup_metadata(progress, config, status, interlock), **extra}))
 
     verified, interlock = verification(context.instance, table, partition)
     if not verified and not config.dry_run:
@@ -147,17 +202,22 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
             record("refused", None, interlock)
             raise dg.Failure(description=f"refused to clean {table.source.table}: {interlock}; set force: true to override")
         interlock = f"FORCED: {interlock}"
-        context.log.warning(f"cleaning without verification: {interlock}")
+        context.log.warning(f"cleaning without a passing data_diff: {interlock}")
 
+    # Settled now, before this attempt deletes a probe row of theirs.
+    settle = settled(context.instance, platform, table)
+    earlier = [(a, settle(a)) for a in attempts(context.instance, source_key, partition)]
     latest: list[CleanupProgress] = []
 
     def on_round(progress: CleanupProgress) -> None:
         latest[:] = [progress]
-        context.log.info(f"round {progress.rounds}: {progress.rows_deleted} of {progress.matching} rows deleted")
+        record(RUNNING, progress, interlock)
+        context.log.info(f"round {progress.rounds + 1}: {progress.rows_deleted + progress.in_flight} rows deleted, "
+                         f"{progress.rows_not_verified} kept, of {progress.matching} seen")
 
     try:
         progress = platform.clean_source(
-            table, partition, config.where, config.batch_size, config.dry_run, config.all_rows, on_round
+            table, partition, config.where, config.batch_size, config.dry_run, config.all_rows, config.force, on_round
         )
     except CleanupRefused as error:
         record("refused", None, str(error))
@@ -166,9 +226,23 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
         status = "failed" if isinstance(error, Exception) else "terminated"
         record(status, latest[0] if latest else None, interlock)
         raise
-    status = "dry-run" if config.dry_run else "cleaned"
-    record(status, progress, interlock)
-    context.log.info(f"{status}: {progress.rows_deleted} rows deleted in {progress.rounds} rounds ({progress.matching} matched)")
+    before = since_last_finished(earlier, progress.slice)
+    totals = {"earlier_attempts": len(before),
+              "rows_deleted_all_attempts": progress.rows_deleted + sum(c.rows for _, c in before)}
+    kept = progress.rows_not_verified
+    status = "dry-run" if config.dry_run else ("partial" if kept else "cleaned")
+    record(status, progress, interlock, **totals)
+    summary = (f"{progress.rows_proved} rows would be deleted" if config.dry_run else f"{progress.rows_deleted} rows deleted") + (
+        f" in {progress.rounds} rounds; {kept} of {progress.matching} rows not verified in the target, kept" if progress.verified
+        else f" in {progress.rounds} rounds without proof ({progress.matching} matched)")
+    if kept and not config.dry_run:
+        keys = "; ".join(f"{_key_text(progress.keyed_by, k.key)} ({k.reason})" for k in progress.kept[:5])
+        raise dg.Failure(
+            description=f"partial: {kept} rows not verified in {table.target.table}, kept in {table.source.table} "
+                        f"(e.g. {keys}); {summary}. Re-sync them, then clean again.",
+            metadata={"rows_not_verified": kept, "rows_deleted": progress.rows_deleted},
+        )
+    context.log.info(f"{status}: {summary}")
 
 
 @dg.op(description="Delete a task table's (partition's) export files and manifest from the store.")

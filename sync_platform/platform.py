@@ -35,7 +35,7 @@ from .engine import (
     file_format,
     import_export,
 )
-from .engine.cleanup import CleanupProgress, CleanupRequest, clean_in_rounds
+from .engine.cleanup import CleanupProgress, CleanupRefused, CleanupRequest, clean_in_rounds, round_committed
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
 from .engine.errors import ExportIncomplete
@@ -298,24 +298,32 @@ class Platform:
 
     def clean_source(
         self, table: TableSync, partition_key: str | None = None, where: str | None = None, batch_size: int = 10_000,
-        dry_run: bool = False, all_rows: bool = False, on_round: Callable[[CleanupProgress], None] | None = None,
+        dry_run: bool = False, all_rows: bool = False, force: bool = False,
+        on_round: Callable[[CleanupProgress], None] | None = None,
     ) -> CleanupProgress:
-        """Delete the cleanup_filter's rows from the source table in rounds of batch_size."""
+        """Delete the cleanup_filter's rows from the source table in rounds of batch_size, each row
+        only when the target table holds it identically (engine/cleanup.py). A source table without
+        a primary key cannot be proved row by row: refused, unless `force`, which cleans it without
+        proof. `force` never skips the proof of a table that has a key."""
         row_filter = self.cleanup_filter(table, partition_key, where)
         if row_filter is None and not all_rows:
             raise CleanupRefused(
                 f"task {table.task!r}, table {table.source.table}: no WHERE, no filters and no partition would delete "
                 "the whole table; give a where, or all_rows: true to mean it"
             )
-        request = CleanupRequest(table.source.table_name, row_filter, batch_size, dry_run)
-        return clean_in_rounds(self.dialect(table.source, table.run_config), request, on_round)
+        source = self.dialect(table.source, table.run_config)
+        proof = Side(self.dialect(table.target, table.run_config), table.target.table_name)
+        if force and not source.reflect(table.source.table_name).primary_key:
+            proof = None
+        request = CleanupRequest(table.source.table_name, row_filter, batch_size, dry_run, proof, table.run_config.limit)
+        return clean_in_rounds(source, request, on_round)
+
+    def round_committed(self, table: TableSync, keyed_by: tuple[str, ...], probe: tuple) -> bool:
+        """Whether the round a dead cleanup was committing (one of its keys: `probe`) committed."""
+        return round_committed(self.dialect(table.source, table.run_config), table.source.table_name, keyed_by, probe)
 
     def clean_exports(self, table: TableSync, partition_key: str | None = None) -> tuple[str, int]:
         """Delete the table's (partition's) export files and manifest: (location, objects deleted)."""
         table.partition_window(partition_key)  # a partitioned table names its partition, others none
         store, folder = self.store(table), table.export_folder(partition_key)
         return store.url(folder), store.delete_folder(folder)
-
-
-class CleanupRefused(Exception):
-    """A cleanup that would delete more than asked for, or what is not verified; says why."""

@@ -59,6 +59,11 @@ def _observations(instance, key) -> list[dict]:
             | {"partition": r.event_log_entry.dagster_event.partition} for r in records]
 
 
+def _finals(observations: list[dict]) -> list[dict]:
+    """The outcome of each cleanup, without the records of its rounds."""
+    return [o for o in observations if o["status"] != "running"]
+
+
 SOURCE_KEY = dg.AssetKey(["ev", "source", "events"])
 
 
@@ -71,24 +76,29 @@ def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, 
         assert _source_ids(pg_url) == [r[0] for r in rows]  # a dry run deletes nothing
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--batch-size", "1000", "--config", str(config)]) == 0
         out = capsys.readouterr().out
-        assert "dry-run: 0 of 2500 matching rows deleted" in out
-        assert "cleaned: 2500 of 2500 matching rows deleted from events in 3 rounds of at most 1000" in out
+        assert "dry-run: 2500 of 2500 rows of events would be deleted, each proved identical in the target; 0 not verified" in out
+        assert "cleaned: 2500 rows deleted from events in 3 rounds of at most 1000, each proved identical in the target" in out
         assert _source_ids(pg_url) == [r[0] for r in rows if r[1] >= date(2024, 2, 1)]  # February untouched
 
-        cleaned, dry = _observations(instance, SOURCE_KEY)[:2]
+        records = _observations(instance, SOURCE_KEY)
+        cleaned, dry = _finals(records)[:2]
+    # One record per round, written before the round commits, then the outcome.
+    assert [(r["status"], r["rounds"], r["in_flight_rows"]) for r in reversed(records[1:4])] == [
+        ("running", 0, 1000), ("running", 1, 1000), ("running", 2, 500)]
     assert dry["status"] == "dry-run" and dry["rows_deleted"] == 0 and dry["rows_matching"] == 2500
-    assert cleaned["status"] == "cleaned" and cleaned["partition"] == JANUARY
-    assert (cleaned["rows_deleted"], cleaned["rounds"], cleaned["batch_size"]) == (2500, 3, 1000)
+    assert cleaned["status"] == "cleaned" and cleaned["partition"] == JANUARY and cleaned["verified"] is True
+    assert (cleaned["rows_deleted"], cleaned["rounds"], cleaned["batch_size"], cleaned["rows_not_verified"]) == (2500, 3, 1000, 0)
     assert cleaned["host"] == socket.gethostname() and cleaned["user"] == getpass.getuser()
     assert cleaned["ip"].count(".") == 3 and cleaned["keyed_by"] == "id" and cleaned["forced"] is False
-    assert 'DELETE FROM "events" WHERE ("id") IN (SELECT "id" FROM "events" WHERE ("at" >= ? AND "at" < ?) LIMIT 1000)' in cleaned["sql"]
+    assert 'FROM "events" WHERE (("at" >= %s AND "at" < %s)) ORDER BY k0 LIMIT 1000 FOR UPDATE;' in cleaned["sql"]
+    assert 'DELETE FROM "events" WHERE ("id") IN (<the keys whose row hashes match>)' in cleaned["sql"]
     assert cleaned["parameters"] == ["2024-01-01", "2024-02-01"]
     assert cleaned["started_at"] <= cleaned["ended_at"] and "passed" in cleaned["interlock"]
 
     assert cli(["history", "ev", "--config", str(config)]) == 0
     history = capsys.readouterr().out.splitlines()
-    assert history[2].split()[1:6] == ["clean-source", "events", JANUARY, "cleaned", "2500"]
-    assert f"{getpass.getuser()}@{socket.gethostname()}" in history[2] and "DELETE FROM" in history[2]
+    assert history[2].split()[1:7] == ["clean-source", "events", JANUARY, "cleaned", "2500", "deleted"]
+    assert f"{getpass.getuser()}@{socket.gethostname()}" in history[2] and "rounds=3 SELECT" in history[2]
     assert any(line.split()[1:5] == ["export", "events", JANUARY, "exported"] for line in history)
 
 
@@ -123,7 +133,7 @@ def test_interlock_refuses_without_a_passing_check_after_the_import(tmp_path, pg
 
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--force", "--config", str(config)]) == 0
         forced = _observations(instance, SOURCE_KEY)[0]
-        statuses = [o["status"] for o in _observations(instance, SOURCE_KEY)]
+        statuses = [o["status"] for o in _finals(_observations(instance, SOURCE_KEY))]
     assert forced["forced"] is True and forced["interlock"].startswith("FORCED: data_diff of events partition 2024-01-01 last ran before")
     assert statuses == ["cleaned", "refused", "refused", "refused"]
     assert _source_ids(pg_url) == [r[0] for r in rows if r[1] >= date(2024, 2, 1)]

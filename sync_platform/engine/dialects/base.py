@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import pyarrow as pa
@@ -29,6 +30,31 @@ class LoadFile(Protocol):
     def csv_chunks(self) -> Iterator[bytes]: ...
 
     def record_batches(self) -> Iterator[pa.RecordBatch]: ...
+
+
+class WriteSession:
+    """One write transaction on one connection (see Dialect.write_session): reads and writes in it
+    see and hold the same rows until it commits."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def execute(self, sql: str, params: tuple = ()) -> int:
+        """Run one data-changing statement; rows affected."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+        finally:
+            cursor.close()
 
 
 class Dialect(ABC):
@@ -120,6 +146,39 @@ class Dialect(ABC):
     @abstractmethod
     def execute_write(self, statement: Where) -> int:
         """Run one data-changing statement in its own transaction, committed; rows affected."""
+
+    # A SELECT's suffix that holds the rows it returns against concurrent change until the write
+    # session commits ("" where beginning the session already locks out every other writer).
+    lock_rows_sql = " FOR UPDATE"
+
+    @abstractmethod
+    def _write_connection(self):
+        """A new DB-API connection inside a write transaction (begun, or begun implicitly by the
+        driver at its first statement)."""
+
+    @contextmanager
+    def write_session(self) -> Iterator[WriteSession]:
+        """A transaction committed when the block ends and rolled back on any exception,
+        BaseException included (a run termination), on a connection of its own."""
+        connection = self._write_connection()
+        try:
+            yield WriteSession(connection)
+            connection.commit()
+        except BaseException:
+            try:
+                connection.rollback()
+            except Exception:  # noqa: BLE001, S110 - e.g. interrupted mid-query; closing rolls back on the server
+                pass
+            raise
+        finally:
+            connection.close()
+
+    def key_in_sql(self, key_sql: list[str], count: int) -> str:
+        """`(k1, k2) IN ((?, ?), ...)` for `count` keys, with this driver's placeholder."""
+        if len(key_sql) == 1:
+            return f"{key_sql[0]} IN ({', '.join(self.param for _ in range(count))})"
+        one = "(" + ", ".join(self.param for _ in key_sql) + ")"
+        return f"({', '.join(key_sql)}) IN ({', '.join(one for _ in range(count))})"
 
     @staticmethod
     def check_loaded(table: TableName, loaded: int, expected: int) -> None:

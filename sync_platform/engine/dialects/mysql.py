@@ -294,6 +294,9 @@ class MySQLDialect(Dialect):
         while self._idle:
             self._idle.pop().close()
 
+    def _write_connection(self):
+        return self._connect()
+
     def execute_write(self, statement: Where) -> int:
         conn = self._connect()
         try:

@@ -288,6 +288,9 @@ class PostgresDialect(Dialect):
         while self._idle:
             self._idle.pop().close()
 
+    def _write_connection(self):
+        return self._psycopg()
+
     def execute_write(self, statement: Where) -> int:
         with self._psycopg() as conn:  # commits on leaving the block, rolls back on any exception
             return conn.execute(statement.sql("%s", escape_percent=True), self.bind(statement)).rowcount

@@ -186,6 +186,20 @@ class SQLiteDialect(Dialect):
                 "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
             ).fetchone() is not None
 
+    lock_rows_sql = ""  # BEGIN IMMEDIATE has locked out every other writer of the database
+
+    def _write_connection(self) -> sqlite3.Connection:
+        conn = self._with_diff_functions(self._connect())
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    @staticmethod
+    def _with_diff_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The row hash and exact sum the diff's SQL calls (SQLite has neither built in)."""
+        conn.create_function("sync_md5_60", 1, _md5_60, deterministic=True)
+        conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
+        return conn
+
     def execute_write(self, statement: Where) -> int:
         conn = self._connect()
         try:
@@ -291,10 +305,8 @@ class SQLiteDialect(Dialect):
         return value
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        conn = self._connect(readonly=True)
+        conn = self._with_diff_functions(self._connect(readonly=True))
         try:
-            conn.create_function("sync_md5_60", 1, _md5_60, deterministic=True)
-            conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()

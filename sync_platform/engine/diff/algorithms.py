@@ -202,20 +202,26 @@ class _HashDiff:
             self.pool.shutdown(cancel_futures=True)
 
 
+def slice_queries(source: Side, target: Side, options: DiffOptions, need_key: bool) -> tuple[SliceQueries, SliceQueries]:
+    """Both sides' queries under the contract: the same key and compared columns, each rendered in
+    its own dialect, hashing rows the same way on both sides."""
+    source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
+    source, target = source.rendered(source_schema), target.rendered(target_schema)
+    s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
+    source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
+    native = _natively_hashable(source, target, s_keys + s_cols, t_keys + t_cols)
+    return (SliceQueries(source, s_keys, s_cols, native, source_naive),
+            SliceQueries(target, t_keys, t_cols, native, target_naive))
+
+
 def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None) -> DiffResult:
     """Compare the source slice with the target slice using options.algorithm."""
     if options.algorithm == "countdiff":
         return count_diff(source, target)
     started = time.monotonic()
     logger = logger or log.info
-    need_key = options.algorithm == "hashdiff"
-    source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
-    source, target = source.rendered(source_schema), target.rendered(target_schema)
-    s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
-    source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
-    native = _natively_hashable(source, target, s_keys + s_cols, t_keys + t_cols)
-    source_q = SliceQueries(source, s_keys, s_cols, native, source_naive)
-    target_q = SliceQueries(target, t_keys, t_cols, native, target_naive)
+    source_q, target_q = slice_queries(source, target, options, need_key=options.algorithm == "hashdiff")
+    s_keys = source_q.keys
     try:
         if options.algorithm == "md5diff":
             with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
@@ -234,5 +240,5 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
             segments=run.segments, seconds=time.monotonic() - started, checksums=(s_stats.checksum, t_stats.checksum),
         )
     finally:
-        for side in (source, target):
+        for side in (source_q, target_q):
             side.dialect.close()

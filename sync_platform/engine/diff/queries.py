@@ -12,7 +12,6 @@ Its md5, cut to 60 bits, is the row hash; a slice's checksum is the exact sum of
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import ceil
@@ -67,6 +66,7 @@ class SliceQueries:
             row_hash = d.native_row_hash_sql(values)
         else:
             row_hash = d.row_hash_sql(d.concat_sql([self._encoded(c) for c in self.keys + self.columns]))
+        self._row_hash = row_hash
         self._checksum = d.checksum_sum_sql(row_hash)
 
     def _text(self, column: Column) -> str:
@@ -160,6 +160,36 @@ class SliceQueries:
         return rows
 
 
-def timed(fn, *args):
-    started = time.monotonic()
-    return fn(*args), time.monotonic() - started
+    # --- row by row, for a cleanup that deletes only rows proved identical (../cleanup.py) -----------
+    def next_rows_sql(self, after: Key | None, limit: int, lock: bool) -> tuple[str, tuple]:
+        """The slice's next `limit` rows after key `after`, in this database's own key order (the
+        primary key's index): each row's key as the driver returns it, the key's canonical text and
+        the row hash. `lock`: hold those rows against change until the transaction ends."""
+        plain = [self.dialect.quote(k.name) for k in self.keys]
+        where, params = self._filter(KeyRange())
+        if after is not None:
+            value_sql, value_params = self._key_value_sql(after)
+            tuple_sql = plain[0] if len(plain) == 1 else f"({', '.join(plain)})"
+            where = f"{where} AND {tuple_sql} > {value_sql}" if where else f" WHERE {tuple_sql} > {value_sql}"
+            params += value_params
+        # Aliased: a canonical expression may carry its column's name (PostgreSQL's "id"::text).
+        width = len(plain)
+        select = ", ".join([f"{p} AS k{i}" for i, p in enumerate(plain)]
+                           + [f"{self._canonical(k)} AS t{i}" for i, k in enumerate(self.keys)] + [f"{self._row_hash} AS h"])
+        order = ", ".join(f"k{i}" for i in range(width))
+        lock_sql = self.dialect.lock_rows_sql if lock else ""
+        return f"SELECT {select} FROM {self._table()}{where} ORDER BY {order} LIMIT {int(limit)}{lock_sql}", params
+
+    def hashes(self, keys: Sequence[Key], chunk: int = 1000) -> dict[tuple, int]:
+        """Canonical key text -> row hash of this table's rows (whole table, not only the slice)
+        having one of `keys`, which may come from the other side's driver."""
+        found: dict[tuple, int] = {}
+        plain = [self.dialect.quote(k.name) for k in self.keys]
+        select = ", ".join([self._canonical(k) for k in self.keys] + [self._row_hash])
+        for start in range(0, len(keys), chunk):
+            part = keys[start : start + chunk]
+            sql = f"SELECT {select} FROM {self._table()} WHERE {self.dialect.key_in_sql(plain, len(part))}"
+            params = tuple(self.dialect.param_value(v) for key in part for v in key)
+            for row in self.dialect.query(sql, params):
+                found[tuple(row[: len(self.keys)])] = int(row[len(self.keys)])
+        return found
