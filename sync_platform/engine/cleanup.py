@@ -165,26 +165,23 @@ def _slice(where: Where | None) -> str:
     return str(where) if where is not None else "every row"
 
 
-def _delete_keys(session, source: SliceQueries, keys: list[tuple], chunk: int = 1000) -> int:
-    dialect = source.dialect
-    plain = [dialect.quote(k.name) for k in source.keys]
-    deleted = 0
-    for start in range(0, len(keys), chunk):
-        part = keys[start : start + chunk]
-        sql = f"DELETE FROM {dialect.qualified(source.side.table)} WHERE {dialect.key_in_sql(plain, len(part))}"
-        deleted += session.execute(sql, tuple(dialect.param_value(v) for key in part for v in key))
+def _delete_keys(session, source: SliceQueries, keys: list[tuple]) -> int:
+    dialect, deleted, step = source.dialect, 0, source.dialect.keys_per_statement
+    for start in range(0, len(keys), step):
+        condition, params = dialect.key_in(source.keys, keys[start : start + step])
+        deleted += session.execute(f"DELETE FROM {dialect.qualified(source.side.table)} WHERE {condition}", params)
     return deleted
 
 
 def round_committed(dialect: Dialect, table: TableName, keyed_by: tuple[str, ...], probe: tuple) -> bool:
     """Whether a round that was being committed when its process died did commit: its rows were
-    deleted together, so one of its keys tells (True when that row is gone from the source)."""
-    plain = [dialect.quote(k) for k in keyed_by]
-    sql = f"SELECT 1 FROM {dialect.qualified(table)} WHERE {dialect.key_in_sql(plain, 1)}"
-    try:
-        return not dialect.query(sql, tuple(dialect.param_value(v) for v in probe))
-    finally:
-        dialect.close()
+    deleted together, so one of its keys tells (True when that row is gone from the source). The
+    read locks the row, so it waits for a transaction the dead process left behind (the server
+    finishes a COMMIT it has begun) instead of reading the row as it was before."""
+    schema = dialect.reflect(table)
+    condition, params = dialect.key_in([schema.column(k) for k in keyed_by], [probe])
+    with dialect.write_session() as session:
+        return not session.query(f"SELECT 1 FROM {dialect.qualified(table)} WHERE {condition}{dialect.lock_rows_sql}", params)
 
 
 def _unverified_rounds(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -173,12 +173,18 @@ class Dialect(ABC):
         finally:
             connection.close()
 
-    def key_in_sql(self, key_sql: list[str], count: int) -> str:
-        """`(k1, k2) IN ((?, ?), ...)` for `count` keys, with this driver's placeholder."""
-        if len(key_sql) == 1:
-            return f"{key_sql[0]} IN ({', '.join(self.param for _ in range(count))})"
-        one = "(" + ", ".join(self.param for _ in key_sql) + ")"
-        return f"({', '.join(key_sql)}) IN ({', '.join(one for _ in range(count))})"
+    keys_per_statement = 1000  # keys a key_in condition holds at most (drivers cap bound values)
+
+    def key_in(self, columns: list[Column], keys: Sequence[tuple]) -> tuple[str, tuple]:
+        """SQL true for the rows whose key (`columns`) is one of `keys` (values from any side's
+        driver), and its bound values: `(k1, k2) IN ((?, ?), ...)`."""
+        names = [self.quote(c.name) for c in columns]
+        if len(names) == 1:
+            sql = f"{names[0]} IN ({', '.join(self.param for _ in keys)})"
+        else:
+            one = "(" + ", ".join(self.param for _ in names) + ")"
+            sql = f"({', '.join(names)}) IN ({', '.join(one for _ in keys)})"
+        return sql, tuple(self.param_value(v) for key in keys for v in key)
 
     @staticmethod
     def check_loaded(table: TableName, loaded: int, expected: int) -> None:

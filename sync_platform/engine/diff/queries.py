@@ -180,16 +180,14 @@ class SliceQueries:
         lock_sql = self.dialect.lock_rows_sql if lock else ""
         return f"SELECT {select} FROM {self._table()}{where} ORDER BY {order} LIMIT {int(limit)}{lock_sql}", params
 
-    def hashes(self, keys: Sequence[Key], chunk: int = 1000) -> dict[tuple, int]:
+    def hashes(self, keys: Sequence[Key]) -> dict[tuple, int]:
         """Canonical key text -> row hash of this table's rows (whole table, not only the slice)
         having one of `keys`, which may come from the other side's driver."""
         found: dict[tuple, int] = {}
-        plain = [self.dialect.quote(k.name) for k in self.keys]
         select = ", ".join([self._canonical(k) for k in self.keys] + [self._row_hash])
-        for start in range(0, len(keys), chunk):
-            part = keys[start : start + chunk]
-            sql = f"SELECT {select} FROM {self._table()} WHERE {self.dialect.key_in_sql(plain, len(part))}"
-            params = tuple(self.dialect.param_value(v) for key in part for v in key)
-            for row in self.dialect.query(sql, params):
+        step = self.dialect.keys_per_statement
+        for start in range(0, len(keys), step):
+            condition, params = self.dialect.key_in(self.keys, keys[start : start + step])
+            for row in self.dialect.query(f"SELECT {select} FROM {self._table()} WHERE {condition}", params):
                 found[tuple(row[: len(self.keys)])] = int(row[len(self.keys)])
         return found
