@@ -350,7 +350,7 @@ def cmd_clean_source(args) -> int:
         if seen.get("earlier_attempts"):
             print(f"with {seen['earlier_attempts']} earlier interrupted attempt(s) at this slice: "
                   f"{seen['rows_deleted_all_attempts']} rows deleted in all")
-    print(f"each round: {seen['sql'].strip('`').removeprefix('sql').strip()}\nparameters {seen['parameters']}")
+    print(f"each round: {seen['statement']}  parameters {seen['parameters']}")
     return 0
 
 
@@ -497,7 +497,18 @@ def main(argv: list[str] | None = None) -> int:
     ui.set_defaults(func=cmd_ui)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .discovery import TablesNotDiscovered
+    from .engine.diff import DiffError
+    from .engine.errors import SyncError
+    from .engine.filters import FilterError
+    from .engine.stores import StoreError
+
+    try:
+        return args.func(args)
+    except (ConfigError, TablesNotDiscovered, SyncError, StoreError, DiffError, FilterError) as error:
+        # Foreseen failures: the operator reads what to do, not a traceback.
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -61,9 +61,8 @@ def _cleanup_entry(attempt: Attempt, table: TableSync, settle) -> HistoryEntry:
         total = (f", {v['rows_deleted_all_attempts']} over {v['earlier_attempts'] + 1} attempts"
                  if v.get("earlier_attempts") else "")
         counts = f"{committed.rows} deleted{kept}{total}"
-        first_statement = str(v.get("sql", "")).strip("`").removeprefix("sql").strip().split(";")[0]
         note = f"{committed.note}; " if committed.note else ""
-        details = f"rounds={committed.rounds} {note}{first_statement} {v.get('parameters', '')}"
+        details = f"rounds={committed.rounds} {note}{v.get('statement', '')} {v.get('parameters', '')}"
     else:
         counts, details = "-", v.get("interlock", "")
     return HistoryEntry(attempt.timestamp, "clean-source", table.source.table, attempt.partition, status, counts,

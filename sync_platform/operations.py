@@ -139,6 +139,7 @@ def _cleanup_metadata(progress: CleanupProgress | None, config: CleanSourceConfi
         metadata.update({
             "verified": progress.verified,
             "slice": progress.slice,
+            "statement": progress.summary,
             "sql": dg.MetadataValue.md(f"```sql\n{progress.sql}\n```"),
             "parameters": dg.MetadataValue.json([str(p) for p in progress.params]),
             "keyed_by": ", ".join(progress.keyed_by),

@@ -98,7 +98,8 @@ def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, 
     assert cli(["history", "ev", "--config", str(config)]) == 0
     history = capsys.readouterr().out.splitlines()
     assert history[2].split()[1:7] == ["clean-source", "events", JANUARY, "cleaned", "2500", "deleted"]
-    assert f"{getpass.getuser()}@{socket.gethostname()}" in history[2] and "rounds=3 SELECT" in history[2]
+    assert f"{getpass.getuser()}@{socket.gethostname()}" in history[2]
+    assert 'rounds=3 SELECT ("id"), row_hash(4 columns) FROM "events" WHERE ("at" >= ? AND "at" < ?) ORDER BY ("id") LIMIT 1000 FOR UPDATE; DELETE' in history[2]
     assert any(line.split()[1:5] == ["export", "events", JANUARY, "exported"] for line in history)
 
 

@@ -64,7 +64,8 @@ class KeptRow:
 @dataclass
 class CleanupProgress:
     slice: str  # the rows in scope: the filter's SQL and values ("every row")
-    sql: str  # what one round runs, as the driver receives it (the history shows it)
+    sql: str  # what one round runs, as the driver receives it (the history keeps it)
+    summary: str  # the same, short enough to read: the row hash's expression left out
     params: tuple  # its bound values
     keyed_by: tuple[str, ...]
     verified: bool
@@ -116,10 +117,15 @@ def _verified_rounds(
     dialect, width = source.dialect, len(source.keys)
     first_sql, first_params = source.next_rows_sql(None, request.batch_size, lock=not request.dry_run)
     key_list = ", ".join(dialect.quote(k.name) for k in source.keys)
+    table, where = dialect.qualified(source.side.table), source.side.where
+    delete = f"DELETE FROM {table} WHERE ({key_list}) IN (<the keys whose row hashes match>)"
+    lock = dialect.lock_rows_sql if not request.dry_run else ""
+    select = Dialect.statement(f"SELECT ({key_list}), row_hash({len(source.keys) + len(source.columns)} columns) FROM {table}",
+                               where, f" ORDER BY ({key_list}) LIMIT {request.batch_size}{lock}")
     progress = CleanupProgress(
-        sql=f"{first_sql};\n-- the target's rows with the same keys, then in the same transaction:\n"
-            f"DELETE FROM {dialect.qualified(source.side.table)} WHERE ({key_list}) IN (<the keys whose row hashes match>)",
-        params=first_params, keyed_by=tuple(k.name for k in source.keys), verified=True, slice=_slice(source.side.where),
+        sql=f"{first_sql};\n-- the target's rows with the same keys, then in the same transaction:\n{delete}",
+        summary=f"{select.sql('?')}; {delete}",
+        params=first_params, keyed_by=tuple(k.name for k in source.keys), verified=True, slice=_slice(where),
     )
     after = None
     try:
@@ -190,7 +196,8 @@ def _unverified_rounds(
     keys = primary_key or ((dialect.row_locator,) if dialect.row_locator else ())
     statement = dialect.delete_round_sql(request.table, where, keys, request.batch_size)
     progress = CleanupProgress(
-        sql=statement.sql("?"), params=statement.params, keyed_by=keys, verified=False, slice=_slice(where),
+        sql=statement.sql("?"), summary=statement.sql("?"), params=statement.params, keyed_by=keys, verified=False,
+        slice=_slice(where),
         matching=dialect.count_rows(request.table, where),
     )
     if not request.dry_run:
