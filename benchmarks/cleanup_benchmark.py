@@ -107,7 +107,7 @@ def main() -> None:
         table.add_column(column, justify="right" if column != "rounds of" else "left")
     for name, (seconds, rows, rounds) in results.items():
         table.add_row(name, f"{rows:,}", str(rounds), f"{seconds:.2f}", f"{rows / seconds:,.0f}", f"{seconds / reference:.2f}x")
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":
