@@ -91,6 +91,18 @@ def mysql_url():
         admin(f"DROP DATABASE IF EXISTS `{name}`")
 
 
+# Every dialect the cross-dialect tests run on (reladiff's CONN_STRINGS pattern): its name -> the
+# fixture giving a fresh database of it (None: a file of its own). A dialect added here joins
+# every pair test (the type matrix, the key-order tests).
+DIALECTS = {"postgresql": "pg_url", "mysql": "mysql_url", "sqlite": None}
+
+
+def dialect_url(name: str, role: str, tmp_path: Path, request) -> str:
+    """A database of dialect `name` for `role` (src, dst); server dialects share one per test."""
+    fixture = DIALECTS[name]
+    return f"sqlite:///{tmp_path}/{role}.db" if fixture is None else request.getfixturevalue(fixture)
+
+
 def s3_client():
     import boto3
     from botocore.config import Config

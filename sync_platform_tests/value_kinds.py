@@ -21,10 +21,12 @@ class Value:
     value: object
     not_in: frozenset[str] = frozenset()  # source dialects that cannot hold it at all
     refused_by: dict[str, str] = field(default_factory=dict)  # target dialect -> what its refusal says
+    becomes: dict[str, object] = field(default_factory=dict)  # dialect -> what it holds instead (documented)
 
 
-def v(value, not_in=(), **refused_by) -> Value:
-    return Value(value, frozenset(not_in), refused_by)
+def v(value, not_in=(), becomes=None, **refused_by) -> Value:
+    """A value; a dialect that refuses to load it cannot hold it as a source either."""
+    return Value(value, frozenset(not_in) | frozenset(refused_by), refused_by, becomes or {})
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class ValueKind:
     values: tuple[Value, ...]
     mutant: object  # held by every dialect, equal to none of `values`
 
-    def accepted(self, source: str, target: str) -> list[object]:
-        return [x.value for x in self.values if source not in x.not_in and target not in x.refused_by]
+    def accepted(self, source: str, target: str) -> list[Value]:
+        return [x for x in self.values if source not in x.not_in and target not in x.refused_by]
 
     def refused(self, source: str, target: str) -> list[tuple[object, str]]:
         return [(x.value, x.refused_by[target]) for x in self.values if source not in x.not_in and target in x.refused_by]
@@ -50,6 +52,8 @@ NEW_YORK = timezone(timedelta(hours=-5))
 NON_FINITE_MYSQL = "which MySQL/MariaDB FLOAT and DOUBLE cannot hold"
 NAN_SQLITE = "SQLite stores NaN as NULL"
 FLOAT_NON_FINITE = {"mysql": NON_FINITE_MYSQL}
+TIMESTAMP_RANGE_MYSQL = "outside MySQL TIMESTAMP's range"
+NO_NEGATIVE_ZERO = {"mysql": 0.0, "sqlite": 0.0}  # they keep no sign on a zero (the diff's contract: -0.0 = 0.0)
 
 KINDS: list[ValueKind] = [
     kind("i16", Kind.INT16, [-32768, 32767, 0, None], 7),
@@ -64,19 +68,19 @@ KINDS: list[ValueKind] = [
          Decimal("12345678901234567890.1234567891"), precision=38, scale=10),
     kind("dec_38_0", Kind.DECIMAL, [Decimal(10**37), Decimal(-(10**38 - 1)), Decimal(0)], Decimal(10**37 + 1), precision=38, scale=0),
     kind("numeric", Kind.DECIMAL, ["3.14159265358979323846", "-0.5", "100", "1234567890123456789012345.5"], "3.14159265358979323847"),
-    kind("f32", Kind.FLOAT32, [0.0, -0.0, 1.5, 3.4028234663852886e38, -3.4028234663852886e38, 1.401298464324817e-45,
+    kind("f32", Kind.FLOAT32, [0.0, v(-0.0, becomes=NO_NEGATIVE_ZERO), 1.5, 3.4028234663852886e38, -3.4028234663852886e38, 1.401298464324817e-45,
                                1.1754943508222875e-38, 0.1, v(float("inf"), **FLOAT_NON_FINITE),
                                v(float("-inf"), **FLOAT_NON_FINITE),
-                               v(float("nan"), not_in={"sqlite"}, mysql=NON_FINITE_MYSQL, sqlite=NAN_SQLITE)], 2.5),
-    kind("f64", Kind.FLOAT64, [0.0, -0.0, 1.7976931348623157e308, -1.7976931348623157e308, 5e-324, 2.2250738585072014e-308,
+                               v(float("nan"), mysql=NON_FINITE_MYSQL, sqlite=NAN_SQLITE)], 2.5),
+    kind("f64", Kind.FLOAT64, [0.0, v(-0.0, becomes=NO_NEGATIVE_ZERO), 1.7976931348623157e308, -1.7976931348623157e308, 5e-324, 2.2250738585072014e-308,
                                0.1, 1 / 3, v(float("inf"), **FLOAT_NON_FINITE), v(float("-inf"), **FLOAT_NON_FINITE),
-                               v(float("nan"), not_in={"sqlite"}, mysql=NON_FINITE_MYSQL, sqlite=NAN_SQLITE)], 2.5),
+                               v(float("nan"), mysql=NON_FINITE_MYSQL, sqlite=NAN_SQLITE)], 2.5),
     kind("text", Kind.STRING, ["", "NULL", "<null>", "\\N", "a|b", "tab\there", "new\nline\r\n", 'quote"s', "apos'",
                                "ünïcödé ✓", "😀 emoji", " lead", "trail ", "a,b;c", "~", "3:abc",
-                               v("nul\x00byte", not_in={"postgresql"}, postgresql="cannot hold the character NUL"), None],
+                               v("nul\x00byte", postgresql="cannot hold the character NUL"), None],
          "mutated"),
     kind("varchar_20", Kind.STRING, ["abc", "", "twenty characters!!!"], "xyz", length=20),
-    kind("flag", Kind.BOOL, [True, False, None], True),
+    kind("flag", Kind.BOOL, [False, True, None], True),
     kind("day", Kind.DATE, [date(1000, 1, 1), date(1970, 1, 1), date(2000, 2, 29), date(9999, 12, 31)], date(2024, 6, 1)),
     kind("stamp", Kind.TIMESTAMP, [datetime(1000, 1, 1), datetime(1970, 1, 1, 0, 0, 0, 1), datetime(2038, 1, 19, 3, 14, 8),
                                    datetime(9999, 12, 31, 23, 59, 59, 999999)], datetime(2024, 6, 1, 12)),
@@ -84,10 +88,8 @@ KINDS: list[ValueKind] = [
                                        datetime(2000, 1, 1, 12, 0, 0, 123456, tzinfo=SHANGHAI),
                                        datetime(2024, 3, 10, 1, 30, tzinfo=NEW_YORK),
                                        datetime(2038, 1, 19, 3, 14, 7, tzinfo=timezone.utc),
-                                       v(datetime(1900, 1, 1, tzinfo=timezone.utc), not_in={"mysql"},
-                                         mysql="outside MySQL TIMESTAMP's range"),
-                                       v(datetime(2100, 1, 1, tzinfo=timezone.utc), not_in={"mysql"},
-                                         mysql="outside MySQL TIMESTAMP's range")],
+                                       v(datetime(1900, 1, 1, tzinfo=timezone.utc), mysql=TIMESTAMP_RANGE_MYSQL),
+                                       v(datetime(2100, 1, 1, tzinfo=timezone.utc), mysql=TIMESTAMP_RANGE_MYSQL)],
          datetime(2024, 6, 1, 12, tzinfo=timezone.utc)),
     kind("clock", Kind.TIME, [time(0, 0), time(23, 59, 59, 999999), time(12, 34, 56, 500000)], time(8, 0)),
     kind("ident", Kind.UUID, [UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), UUID(int=0), UUID(int=2**128 - 1)],

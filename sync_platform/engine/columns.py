@@ -84,6 +84,9 @@ class Column:
     # A fixed-length char(n): its trailing spaces are padding, not data (SQL compares char values
     # without them), so it travels unpadded and is recreated as char(n) where the target has it.
     padded: bool = False
+    # Its database type hashes as the kind's own type does (a diff between two databases of one
+    # dialect may then hash typed values). False for e.g. a PostgreSQL enum, hashed by label OID.
+    typed_hash: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name:

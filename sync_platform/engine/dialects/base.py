@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import LoadFailed, UnsupportedColumn
@@ -30,6 +32,22 @@ class LoadFile(Protocol):
     def csv_chunks(self) -> Iterator[bytes]: ...
 
     def record_batches(self) -> Iterator[pa.RecordBatch]: ...
+
+
+@dataclass(frozen=True)
+class Unloadable:
+    """Values of some kinds that a database cannot hold: a load refuses them, naming each."""
+
+    kinds: frozenset[Kind]
+    found: Callable[[pa.Array], pa.Array]  # a boolean mask of the values it cannot hold
+    reason: str  # ends the refusal's sentence: "... holds inf at key id=4, <reason>"
+
+
+def key_text(schema: TableSchema, batch: pa.RecordBatch, row: int) -> str:
+    """`id=4` (the primary key's values at that row), or `row 5` for a table without one."""
+    if not schema.primary_key:
+        return f"row {row + 1}"
+    return ", ".join(f"{k}={batch.column(schema.names.index(k))[row].as_py()}" for k in schema.primary_key)
 
 
 class WriteSession:
@@ -186,6 +204,24 @@ class Dialect(ABC):
             sql = f"({', '.join(names)}) IN ({', '.join(one for _ in keys)})"
         return sql, tuple(self.param_value(v) for key in keys for v in key)
 
+    # Values of the contract this database cannot hold (each load refuses them before writing).
+    unloadable: tuple[Unloadable, ...] = ()
+
+    def refuse_unloadable(self, table: TableName, schema: TableSchema, batch: pa.RecordBatch, where: str = "") -> None:
+        """Raise LoadFailed naming the table, column, key and reason of the first value of the
+        batch this database cannot hold."""
+        for column, array in zip(schema.columns, batch.columns):
+            for rule in self.unloadable:
+                if column.kind not in rule.kinds:
+                    continue
+                mask = rule.found(array)
+                if pc.any(mask).as_py():
+                    row = pc.index(mask, True).as_py()
+                    raise LoadFailed(
+                        f"cannot load table {table}: column {column.name} holds {array[row].as_py()!r} at key "
+                        f"{key_text(schema, batch, row)}{where}, {rule.reason}; nothing was loaded"
+                    )
+
     @staticmethod
     def check_loaded(table: TableName, loaded: int, expected: int) -> None:
         if loaded != expected:
@@ -199,9 +235,9 @@ class Dialect(ABC):
         """SQL concatenating text expressions (none of them NULL)."""
         return " || ".join(parts)
 
-    def char_length_sql(self, text_sql: str) -> str:
-        """SQL counting the characters (not bytes) of a text."""
-        return f"length({text_sql})"
+    def byte_length_sql(self, text_sql: str) -> str:
+        """SQL counting the UTF-8 bytes of a text, every byte (a NUL character included)."""
+        return f"octet_length({text_sql})"
 
     def canonical_text_sql(self, column: Column) -> str:
         """SQL rendering the column's value as its canonical text (the contract in columns.py and

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cached_property
 from uuid import UUID
 
@@ -35,7 +35,7 @@ import pyarrow.csv as pacsv
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound, UnsupportedColumn
 from ..filters import Where
-from .base import Dialect, LoadFile
+from .base import Dialect, LoadFile, Unloadable
 
 _READ_BATCH_ROWS = 65_536
 
@@ -59,6 +59,21 @@ _TYPE_SQL = {
 _UNBOUNDED_DECIMAL = "DECIMAL(65,30)"
 # A primary key cannot index a LONGTEXT: an unbounded key string becomes the longest indexable varchar.
 _KEY_VARCHAR = "VARCHAR(768)"
+# MySQL's TIMESTAMP holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07.999999 UTC; DECIMAL at most 65
+# digits, 30 of them after the point (what an unbounded numeric becomes).
+_TIMESTAMP_RANGE = (datetime(1970, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2038, 1, 19, 3, 14, 8, tzinfo=timezone.utc))
+_UNLOADABLE = (
+    Unloadable(frozenset({Kind.FLOAT32, Kind.FLOAT64}), lambda a: pc.or_(pc.is_nan(a), pc.is_inf(a)),
+               "which MySQL/MariaDB FLOAT and DOUBLE cannot hold"),
+    Unloadable(frozenset({Kind.TIMESTAMPTZ}),
+               lambda a: pc.or_(pc.less(a, pa.scalar(_TIMESTAMP_RANGE[0], a.type)),
+                                pc.greater_equal(a, pa.scalar(_TIMESTAMP_RANGE[1], a.type))),
+               "outside MySQL TIMESTAMP's range (1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC)"),
+    Unloadable(frozenset({Kind.DECIMAL}),
+               lambda a: pc.match_substring_regex(a, r"\.\d{31,}|^-?\d{36,}") if pa.types.is_string(a.type)
+               else pa.array([False] * len(a)),
+               "more digits than MySQL's DECIMAL(65,30) holds (35 before the point, 30 after)"),
+)
 _SESSION_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
@@ -137,6 +152,7 @@ class MySQLDialect(Dialect):
     char_sql = "CHAR"
     max_identifier_length = 64
     row_locator = None  # no addressable row id; a cleanup round is DELETE ... LIMIT n anyway
+    unloadable = _UNLOADABLE
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -349,6 +365,7 @@ class MySQLDialect(Dialect):
     def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
         with open(path, "wb") as sink:
             for batch in file.record_batches():
+                self.refuse_unloadable(table, schema, batch)
                 pacsv.write_csv(_load_text(batch, schema), sink, pacsv.WriteOptions(
                     include_header=False, quoting_style="all_valid", null_string="NULL"))
         targets, sets = [], []
@@ -377,8 +394,8 @@ class MySQLDialect(Dialect):
     def concat_sql(self, parts: list[str]) -> str:
         return f"CONCAT({', '.join(parts)})"
 
-    def char_length_sql(self, text_sql: str) -> str:
-        return f"CHAR_LENGTH({text_sql})"
+    def byte_length_sql(self, text_sql: str) -> str:
+        return f"LENGTH({text_sql})"  # bytes, in the session's utf8mb4
 
     def canonical_text_sql(self, column: Column) -> str:
         q = self.quote(column.name)
@@ -457,6 +474,10 @@ def _load_text(batch: pa.RecordBatch, schema: TableSchema) -> pa.Table:
             array = pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
         elif kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):  # %S carries the microseconds; timestamptz in UTC
             array = pc.strftime(array, format="%Y-%m-%d %H:%M:%S", locale="C")
+        elif kind is Kind.FLOAT32:
+            # As the double it is exactly: float32's shortest text (3.4028235e+38 for its largest
+            # value) reads back in MySQL as a double above FLT_MAX, "out of range".
+            array = pc.cast(array, pa.float64())
         arrays.append(array)
     return pa.Table.from_arrays(arrays, names=[c.name for c in schema.columns])
 

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Iterator
 from functools import cached_property
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import DatabaseUnreachable, TableNotFound, UnsupportedColumn
+from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound, UnsupportedColumn
 from ..filters import Where
-from .base import Dialect, LoadFile
+from .base import Dialect, LoadFile, Unloadable
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
 # export, 16 MB -> 255 MB, 64 MB -> 369 MB, at the same speed.
@@ -93,8 +94,10 @@ def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
         return column(Kind.JSON)
     if isinstance(sa_type, sa.CHAR):
         return column(Kind.STRING, length=sa_type.length, padded=True)
-    if isinstance(sa_type, (sa.String, sa.Enum)):
-        return column(Kind.STRING, length=getattr(sa_type, "length", None))
+    if isinstance(sa_type, sa.Enum):  # copied as its label's text; its hash is not text's
+        return column(Kind.STRING, typed_hash=False)
+    if isinstance(sa_type, sa.String):
+        return column(Kind.STRING, length=sa_type.length)
     raise UnsupportedColumn(
         f"column {name!r} of {table} has type {sa_type}, which sync_platform cannot copy exactly; "
         f"supported kinds: {', '.join(k.value for k in Kind)}"
@@ -115,6 +118,8 @@ def _array_literal(values: list) -> str:
 class PostgresDialect(Dialect):
     name = "postgresql"
     type_sql = _TYPE_SQL
+    unloadable = (Unloadable(frozenset({Kind.STRING, Kind.JSON}), lambda a: pc.match_substring(a, "\x00"),
+                             "and PostgreSQL text cannot hold the character NUL"),)
     loads_csv_text = True
     max_identifier_length = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate longer names
     row_locator = "ctid"
@@ -236,8 +241,10 @@ class PostgresDialect(Dialect):
         if kind is Kind.DECIMAL:
             return f"trim_scale({q})::text"
         if kind in (Kind.FLOAT32, Kind.FLOAT64):
-            # 15 significant digits in C's %.14e form; + 0 turns -0 into 0.
-            return f"ltrim(to_char({q}::float8 + 0, '9.99999999999999EEEE'))"
+            # 15 significant digits in C's %.14e form; + 0 turns -0 into 0. to_char prints every
+            # non-finite value as '#.###...': those are spelled out (NaN = NaN in PostgreSQL).
+            return (f"CASE WHEN {q} = 'Infinity' THEN 'inf' WHEN {q} = '-Infinity' THEN '-inf' WHEN {q} = 'NaN' THEN 'nan' "
+                    f"ELSE ltrim(to_char({q}::float8 + 0, '9.99999999999999EEEE')) END")
         if kind is Kind.BOOL:
             return f"({q})::int::text"
         if kind is Kind.DATE:
@@ -345,7 +352,18 @@ class PostgresDialect(Dialect):
             return Where.text(f"TRUNCATE {self.qualified(table)}")
         return self.statement(f"DELETE FROM {self.qualified(table)}", where)
 
+    def _refusal(self, table: TableName, schema: TableSchema, file: LoadFile, error: Exception) -> LoadFailed:
+        """COPY refused a value: name its column and key (the file is read again, only on failure)."""
+        for batch in file.record_batches():
+            try:
+                self.refuse_unloadable(table, schema, batch)
+            except LoadFailed as refusal:
+                return refusal
+        return LoadFailed(f"cannot load table {table}: PostgreSQL refused a value: {str(error).splitlines()[0]}; nothing was loaded")
+
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        import psycopg
+
         copy_sql = (
             f"COPY {self.qualified(table)} ({', '.join(self.quote(n) for n in schema.names)}) "
             "FROM STDIN (FORMAT csv, HEADER true)"
@@ -362,9 +380,12 @@ class PostgresDialect(Dialect):
                 loaded = 0
                 with conn.cursor() as cursor:
                     for file in files:
-                        with cursor.copy(copy_sql) as copy:
-                            for chunk in file.csv_chunks():
-                                copy.write(chunk)
+                        try:
+                            with cursor.copy(copy_sql) as copy:
+                                for chunk in file.csv_chunks():
+                                    copy.write(chunk)
+                        except psycopg.errors.DataError as error:
+                            raise self._refusal(table, schema, file, error) from None
                         loaded += cursor.rowcount
                 if created and add_key:
                     conn.execute(add_key)

@@ -10,16 +10,17 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from datetime import time as dt_time
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from uuid import UUID
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import DatabaseUnreachable, TableNotFound
+from ..columns import MAX_DECIMAL128_PRECISION, Column, Kind, TableName, TableSchema
+from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound
 from ..filters import Where
-from .base import Dialect, LoadFile
+from .base import Dialect, LoadFile, Unloadable
 
 _READ_BATCH_ROWS = 10_000
 
@@ -35,7 +36,6 @@ _DECLARED_TYPES: list[tuple[re.Pattern, Kind]] = [
     (re.compile(r"^(INT|INT4|MEDIUMINT)$"), Kind.INT32),
     (re.compile(r"INT"), Kind.INT64),
     (re.compile(r"DEC|NUMERIC"), Kind.DECIMAL),
-    (re.compile(r"^FLOAT4$"), Kind.FLOAT32),
     (re.compile(r"REAL|FLOA|DOUB"), Kind.FLOAT64),
     (re.compile(r"BLOB|BINARY|BYTEA"), Kind.BINARY),
     (re.compile(r"UUID"), Kind.UUID),
@@ -48,7 +48,7 @@ _TYPE_SQL = {
     Kind.INT16: "SMALLINT",
     Kind.INT32: "INT",
     Kind.INT64: "BIGINT",
-    Kind.FLOAT32: "FLOAT4",
+    Kind.FLOAT32: "FLOAT4",  # stored as an 8-byte REAL like every float: read back as float64
     Kind.FLOAT64: "DOUBLE PRECISION",
     Kind.STRING: "TEXT",
     Kind.BOOL: "BOOLEAN",
@@ -84,9 +84,10 @@ def _decimals(column: Column) -> Callable[[list], pa.Array]:
         # Plain notation, as PostgreSQL prints numerics: 1.5e20 -> "150000000000000000000".
         return lambda values: pa.array([None if v is None else format(Decimal(str(v)), "f") for v in values], pa.string())
     quantum = Decimal(1).scaleb(-(column.scale or 0))
+    wide = Context(prec=MAX_DECIMAL128_PRECISION + 2)  # the default context's 28 digits cannot hold decimal(38, s)
     # SQLite keeps NUMERIC values as REAL when that is lossless to 15 digits: str() gives them back.
     return lambda values: pa.array(
-        [None if v is None else Decimal(str(v)).quantize(quantum) for v in values], column.arrow_type
+        [None if v is None else Decimal(str(v)).quantize(quantum, context=wide) for v in values], column.arrow_type
     )
 
 
@@ -118,6 +119,10 @@ _STORED_AS_TEXT = {Kind.DECIMAL, Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ, Ki
 def _storage_columns(batch: pa.RecordBatch, schema: TableSchema) -> list[list]:
     columns = []
     for column, array in zip(schema.columns, batch.columns):
+        if column.kind is Kind.DECIMAL and pa.types.is_decimal(array.type):
+            # Plain notation (Arrow would write -0.0000000001 as -1E-10), as the canonical text reads it.
+            columns.append([None if d is None else format(d, "f") for d in array.to_pylist()])
+            continue
         if column.kind in _STORED_AS_TEXT:
             array = array.cast(pa.string())
         columns.append(array.to_pylist())
@@ -148,11 +153,43 @@ def _text_with_fraction(expr: str, whole: int, digits: int = 6) -> str:
     return f"CASE WHEN length({expr}) = {whole} THEN {expr} || '.{'0' * digits}' ELSE substr({expr} || '{'0' * digits}', 1, {whole + 1 + digits}) END"
 
 
+# NUMERIC affinity stores a number of more than 15 significant digits as an 8-byte REAL, losing
+# the rest; a declared type containing TEXT (and no INT) has TEXT affinity and keeps it exact.
+_EXACT_DECIMAL_DIGITS = 15
+_DECIMAL_AS_TEXT = "DECIMAL_TEXT"
+
+
+def _numeric_affinity(declared: str) -> bool:
+    """SQLite's affinity rules 1-3 in order: INT, then CHAR/CLOB/TEXT, then BLOB decide first."""
+    upper = declared.upper()
+    return not any(word in upper for word in ("INT", "CHAR", "CLOB", "TEXT", "BLOB")) and upper != ""
+
+
 class SQLiteDialect(Dialect):
     name = "sqlite"
     type_sql = _TYPE_SQL
     varchar_sql = "VARCHAR"
     row_locator = "rowid"
+    unloadable = (Unloadable(frozenset({Kind.FLOAT32, Kind.FLOAT64}), pc.is_nan,
+                             "which SQLite cannot hold (SQLite stores NaN as NULL)"),)
+
+    def column_type_sql(self, column: Column) -> str:
+        if column.kind is Kind.DECIMAL and (column.precision is None or column.precision > _EXACT_DECIMAL_DIGITS):
+            exact = f"({column.precision},{column.scale or 0})" if column.precision else ""
+            return f"{_DECIMAL_AS_TEXT}{exact}"
+        return super().column_type_sql(column)
+
+    def _refuse_lossy_decimals(self, conn: sqlite3.Connection, table: TableName, schema: TableSchema) -> None:
+        """An existing table whose wide decimal columns have NUMERIC affinity would keep 15 digits."""
+        declared = {name: decl or "" for _, name, decl, *_ in conn.execute(f"PRAGMA table_info({self.quote(table.name)})")}
+        for column in schema.columns:
+            wide = column.kind is Kind.DECIMAL and (column.precision or 99) > _EXACT_DECIMAL_DIGITS
+            if wide and _numeric_affinity(declared.get(column.name, "")):
+                raise LoadFailed(
+                    f"cannot load table {table}: column {column.name} is declared {declared[column.name]}, so SQLite would "
+                    f"keep only {_EXACT_DECIMAL_DIGITS} significant digits of its decimals; declare it "
+                    f"{self.column_type_sql(column)} (TEXT affinity, exact) or drop the table to let the import create it"
+                )
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)
@@ -275,7 +312,7 @@ class SQLiteDialect(Dialect):
                 f"WHEN {q} = 0 THEN '0' ELSE {number} END"
             )
         if kind in (Kind.FLOAT32, Kind.FLOAT64):
-            return f"printf('%.14e', {q})"
+            return f"lower(printf('%.14e', {q}))"  # infinities print as Inf, -Inf (SQLite holds no NaN)
         if kind is Kind.DATE:
             return f"substr({text}, 1, 10)"
         if kind is Kind.TIMESTAMP:
@@ -290,6 +327,9 @@ class SQLiteDialect(Dialect):
             return f"lower({text})"
         return text
 
+    def byte_length_sql(self, text_sql: str) -> str:
+        return f"length(CAST({text_sql} AS BLOB))"  # length() of a text stops at a NUL character
+
     def row_hash_sql(self, text_sql: str) -> str:
         return f"sync_md5_60({text_sql})"
 
@@ -300,7 +340,9 @@ class SQLiteDialect(Dialect):
         if isinstance(value, datetime):
             text = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
             return text.isoformat(sep=" ", timespec="microseconds") + ("Z" if value.tzinfo else "")
-        if isinstance(value, (date, dt_time, Decimal, UUID)):
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        if isinstance(value, (date, dt_time, UUID)):
             return str(value)
         return value
 
@@ -329,11 +371,14 @@ class SQLiteDialect(Dialect):
             conn.execute("BEGIN IMMEDIATE")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table.name,)).fetchone():
                 conn.execute(self.create_table_sql(table, schema))
+            else:
+                self._refuse_lossy_decimals(conn, table, schema)
             clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
             conn.execute(clear.sql("?"), self.bind(clear))
             loaded = 0
             for file in files:
                 for batch in file.record_batches():
+                    self.refuse_unloadable(table, schema, batch)
                     conn.executemany(insert, zip(*_storage_columns(batch, schema)))
                     loaded += batch.num_rows
             self.check_loaded(table, loaded, expected_rows)

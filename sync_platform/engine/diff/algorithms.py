@@ -67,6 +67,7 @@ def _naive_against_aware(source: list[Column], target: list[Column]) -> tuple[fr
 
 
 _INTEGERS = {Kind.INT16, Kind.INT32, Kind.INT64}
+_TEXT_KINDS = {Kind.STRING, Kind.JSON}
 
 
 def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols: list[Column]) -> frozenset[str] | None:
@@ -78,7 +79,8 @@ def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols:
     return frozenset(
         s.name
         for s, t in zip(s_cols, t_cols)
-        if s.kind in dialect.natively_hashable and (s.kind == t.kind or {s.kind, t.kind} <= _INTEGERS)
+        if s.kind in dialect.natively_hashable and s.typed_hash and t.typed_hash
+        and (s.kind == t.kind or {s.kind, t.kind} <= _INTEGERS)
     )
 
 
@@ -210,8 +212,12 @@ def slice_queries(source: Side, target: Side, options: DiffOptions, need_key: bo
     s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
     source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
     native = _natively_hashable(source, target, s_keys + s_cols, t_keys + t_cols)
-    return (SliceQueries(source, s_keys, s_cols, native, source_naive),
-            SliceQueries(target, t_keys, t_cols, native, target_naive))
+    # One encoding per column pair, whatever each side stores it as: text if either side is text.
+    textual = [s.kind in _TEXT_KINDS or t.kind in _TEXT_KINDS for s, t in zip(s_keys + s_cols, t_keys + t_cols)]
+    source_text = frozenset(c.name for c, text in zip(s_keys + s_cols, textual) if text)
+    target_text = frozenset(c.name for c, text in zip(t_keys + t_cols, textual) if text)
+    return (SliceQueries(source, s_keys, s_cols, native, source_naive, source_text),
+            SliceQueries(target, t_keys, t_cols, native, target_naive, target_text))
 
 
 def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None) -> DiffResult:

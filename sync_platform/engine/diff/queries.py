@@ -2,7 +2,7 @@
 
 A row is encoded as the concatenation of its columns' tokens, a prefix-free code, so no value can
 imitate a separator or a NULL:
-- strings and JSON (any character possible): `<length>:<text>`, NULL `~`:
+- strings and JSON (any character possible): `<length in UTF-8 bytes>:<text>`, NULL `~`:
   ('a|b', 'c') -> "3:a|b1:c" but ('a', 'b|c') -> "1:a3:b|c"; '' -> "0:", '<null>' -> "6:<null>";
 - every other kind, whose canonical text only uses digits, hex, `-+.:eE ` and never `|` or `~`:
   `<text>|`, NULL `~|` (so the canonical expression is evaluated once per value).
@@ -22,6 +22,7 @@ from .values import DiffError, Side
 
 Key = tuple  # a key's values as the side's driver returns them
 _COLON, _BAR = "':'", "'|'"  # SQL literals of the row encoding
+_TEXT_KINDS = (Kind.STRING, Kind.JSON)  # any character possible: length-prefixed
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,17 @@ class SliceQueries:
         columns: Sequence[Column],
         native_hash: frozenset[str] | None = None,
         naive_as_utc: frozenset[str] = frozenset(),
+        length_prefixed: frozenset[str] | None = None,
     ):
         """`native_hash`: when both sides are the same dialect, the columns whose typed values it may
         hash (the others enter the same row hash as canonical text); None: md5 of the encoded row.
-        `naive_as_utc`: naive timestamp columns compared with a timestamptz on the other side."""
+        `naive_as_utc`: naive timestamp columns compared with a timestamptz on the other side.
+        `length_prefixed`: the columns encoded as `<length>:<text>`, decided for the pair of sides
+        (a uuid compared with a CHAR(36) is text on both); default: this side's strings and JSON."""
         self.side = side
         self.naive_as_utc = naive_as_utc
+        self.length_prefixed = (frozenset(c.name for c in [*keys, *columns] if c.kind in _TEXT_KINDS)
+                                if length_prefixed is None else length_prefixed)
         self.dialect = side.dialect
         self.keys = list(keys)
         self.columns = list(columns)  # compared non-key columns
@@ -79,8 +85,8 @@ class SliceQueries:
         # (SQLite's hex(NULL) is '', printf('%e', NULL) is 0).
         q = self.dialect.quote(column.name)
         text = self._text(column)
-        if column.kind in (Kind.STRING, Kind.JSON):
-            token = self.dialect.concat_sql([self.dialect.char_length_sql(text), _COLON, text])
+        if column.name in self.length_prefixed:
+            token = self.dialect.concat_sql([self.dialect.byte_length_sql(text), _COLON, text])
             return f"(CASE WHEN {q} IS NULL THEN '~' ELSE {token} END)"
         return f"(CASE WHEN {q} IS NULL THEN '~|' ELSE {self.dialect.concat_sql([text, _BAR])} END)"
 
