@@ -157,11 +157,14 @@ def build_imported_asset(table: TableSync, target_kind: str) -> dg.AssetsDefinit
 def diff_metadata(result: DiffResult) -> dict:
     metadata = {
         "algorithm": result.algorithm,
+        "verdict": result.verdict,
         "source_rows": result.source_rows,
         "target_rows": result.target_rows,
         "segments_compared": result.segments,
         "duration_s": round(result.seconds, 3),
     }
+    if result.explanation:
+        metadata["explanation"] = result.explanation
     if result.differences is not None:
         metadata["differences"] = result.differences
         metadata["limit_reached"] = result.truncated
@@ -189,8 +192,18 @@ def _check_description(table: TableSync) -> str:
     return f"{algorithm}: {_ALGORITHM_DESCRIPTIONS[algorithm]} must match (ERROR = data inconsistent)."
 
 
+def _description(result: DiffResult) -> str | None:
+    """The check's one line: none when it passed."""
+    if result.same:
+        return None
+    return f"diff error: {result.inconsistency}" if result.inconsistency else "data inconsistent"
+
+
 def _log_inconsistency(log, result: DiffResult, partition_key: str | None = None) -> None:
     where = f"partition {partition_key}: " if partition_key else ""
+    if result.inconsistency:
+        log.error(f"{where}diff error: {result.inconsistency}")
+        return
     log.error(
         f"{where}data inconsistent: {result.source_rows} source rows, {result.target_rows} target rows"
         + (f", {result.differences} differing rows" if result.differences is not None else "")
@@ -212,7 +225,7 @@ def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=result.same,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=None if result.same else "data inconsistent",
+            description=_description(result),
             metadata=diff_metadata(result),
         )
 
@@ -268,13 +281,13 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
                     result = platform.diff(table, logger=context.log.info, partition_key=key)
                     if not result.same:
                         _log_inconsistency(context.log, result, key)
-                        problems[key] = "data inconsistent"
+                        problems[key] = _description(result)
                     yield dg.AssetCheckEvaluation(
                         asset_key=imported_key,
                         check_name=naming.DATA_DIFF_CHECK,
                         passed=result.same,
                         severity=dg.AssetCheckSeverity.ERROR,
-                        description=None if result.same else "data inconsistent",
+                        description=_description(result),
                         metadata=diff_metadata(result),
                         partition=key,
                     )

@@ -155,17 +155,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    """The task's data diff, without Dagster; exit 1 when the sides differ."""
+    """The task's data diff, without Dagster: exit 0 same, 1 different, 2 when the diff could not
+    decide (any error, the diff contradicting itself), with the message and no traceback."""
     import logging
 
-    from .engine.diff import DiffError
     from .platform import Platform
 
-    try:
-        platform = Platform.from_file(Path(args.config or default_config_path()))
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 2
+    platform = Platform.from_file(Path(args.config or default_config_path()))
     try:
         table = platform.table_sync(args.task, args.table)
     except KeyError as error:
@@ -174,8 +170,9 @@ def cmd_diff(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         result = platform.diff(table, algorithm=args.algorithm, logger=print)
-    except DiffError as error:
-        print(f"task {args.task!r}: {error}", file=sys.stderr)
+    except Exception as error:  # noqa: BLE001 - every failure of a diff is exit 2 with its message
+        print(f"diff {args.task}: {type(error).__name__}: {error}" if not str(error) else f"diff {args.task}: {error}",
+              file=sys.stderr)
         return 2
     print(f"{result.algorithm}: {table.source.datasource}.{table.source.table} -> {table.target.datasource}.{table.target.table}")
     print(f"source rows {result.source_rows}, target rows {result.target_rows}, segments {result.segments}, {result.seconds:.2f}s")
@@ -183,7 +180,10 @@ def cmd_diff(args) -> int:
         print(_table(["key", "kind", "columns"], [[result.key_text(r), r.kind.value, ", ".join(r.columns)] for r in result.rows]))
         if result.truncated:
             print(f"(stopped at limit {len(result.rows)}: there may be more differences)")
-    print("same" if result.same else "DIFFERENT (data inconsistent)")
+    if result.inconsistency:
+        print(f"DIFF ERROR: {result.inconsistency}", file=sys.stderr)
+        return 2
+    print("same" if result.same else "DIFFERENT (data inconsistent)" + (f": {result.explanation}" if result.explanation else ""))
     return 0 if result.same else 1
 
 

@@ -50,6 +50,10 @@ from .engine.manifest import Manifest, read_manifest
 from .engine.stores import LocalStore, ObjectStore, S3Store
 
 
+# A diff query (one scan of a slice) may run this many heartbeat_timeouts before the server cancels it.
+DIFF_QUERY_HEARTBEATS = 10
+
+
 @dataclass(frozen=True)
 class TableSync:
     """One source table copied to one target table: a table-to-table task, or one subtask."""
@@ -281,9 +285,12 @@ class Platform:
             verbose=rc.verbose,
         )
         anchor = self.export_anchor(table, self.latest_manifest(table, partition_key))
-        source = Side(self.dialect(table.source, rc), table.source.table_name, self.row_filter(table, "source", anchor, partition_key))
-        target = Side(self.dialect(table.target, rc), table.target.table_name, self.row_filter(table, "target", anchor, partition_key))
-        return diff(source, target, options, logger)
+        sides = []
+        for ref, side in ((table.source, "source"), (table.target, "target")):
+            dialect = self.dialect(ref, rc)
+            dialect.statement_timeout = DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout  # a runaway query stops on the server
+            sides.append(Side(dialect, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
+        return diff(*sides, options, logger)
 
     # --- operations on what a sync leaves behind ----------------------------------------------------
     def cleanup_filter(self, table: TableSync, partition_key: str | None = None, where: str | None = None) -> RowFilter | None:

@@ -206,8 +206,10 @@ class StatusReader:
     def _check_result(evaluation, run_id: str, earlier: bool = False) -> StageResult:
         metadata = evaluation.metadata
         rows = f"{_rows(metadata, 'source_rows')}/{_rows(metadata, 'target_rows')}"
-        outcome = "passed" if evaluation.passed else "inconsistent"
         differences = metadata.get("differences")
+        if "verdict" in metadata and metadata["verdict"].value == "diff error":  # the diff failed, not the data
+            return StageResult("diff", "failed", rows, _seconds(metadata), metadata["explanation"].value, run_id, earlier)
+        outcome = "passed" if evaluation.passed else "inconsistent"
         message = "" if evaluation.passed else (f"{differences.value} differing rows" if differences else "data inconsistent")
         return StageResult("diff", outcome, rows, _seconds(metadata), message, run_id, earlier)
 

@@ -24,12 +24,11 @@ from sync_platform.engine.diff.queries import KeyRange
 from sync_platform.platform import Platform
 
 from .conftest import DIALECTS, dialect_url, table_task, write_config
+from .tables import ID, ZONE, create_table, execute, read_table
 from .value_kinds import KINDS
 
 FORMATS = ["csv", "parquet"]
 PAIRS = [(s, t) for s in DIALECTS for t in DIALECTS]
-ZONE = "Asia/Shanghai"  # the default source_timezone: naive values and literals are read in it
-ID = Column("id", Kind.INT32, nullable=False)
 
 
 def _expected(column: Column, value):
@@ -56,35 +55,10 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _create(url: str, table: str, columns: list[Column], rows: list[dict]) -> None:
-    dialect = dialect_for(url, ZONE)
-    schema = TableSchema(columns=(ID, *columns), primary_key=("id",))
-    names = schema.names
-    with dialect.write_session() as session:
-        session.execute(dialect.create_table_sql(TableName(table), schema))
-    for row in rows:  # one transaction a row: a value the source cannot hold fails alone
-        with dialect.write_session() as session:
-            session.execute(
-                f"INSERT INTO {dialect.qualified(TableName(table))} ({', '.join(dialect.quote(n) for n in names)}) "
-                f"VALUES ({', '.join(dialect.param for _ in names)})",
-                tuple(dialect.param_value(row.get(n)) for n in names),
-            )
-    dialect.close()
-
-
-def _read(url: str, table: str) -> tuple[dict[int, dict], TableSchema]:
-    """The rows by id, as the side's own reader gives them, and the schema it reflects."""
-    dialect = dialect_for(url, ZONE)
-    name = TableName(table)
-    schema = dialect.reflect(name)
-    return {r["id"]: r for b in dialect.read_batches(name, schema, order_by="id") for r in b.to_pylist()}, schema
-
-
 def _update(url: str, table: str, column: str, value, row_id: int) -> None:
     dialect = dialect_for(url, ZONE)
-    with dialect.write_session() as session:
-        session.execute(f"UPDATE {dialect.qualified(TableName(table))} SET {dialect.quote(column)} = {dialect.param} "
-                        f"WHERE {dialect.quote('id')} = {dialect.param}", (dialect.param_value(value), row_id))
+    execute(url, f"UPDATE {dialect.qualified(TableName(table))} SET {dialect.quote(column)} = {dialect.param} "
+                 f"WHERE {dialect.quote('id')} = {dialect.param}", (value, row_id))
 
 
 def _canonical_differences(src_url: str, dst_url: str) -> list[tuple]:
@@ -108,8 +82,8 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
             if value.value is not None:
                 first_id.setdefault(k.name, len(rows))
     columns = [k.column for k in KINDS]
-    _create(src_url, "m", columns, rows)
-    held, held_schema = _read(src_url, "m")
+    create_table(src_url, "m", TableSchema((ID, *columns), ("id",)), rows, row_by_row=True)
+    held, held_schema = read_table(src_url, "m")
     wrong = [(k.name, row[k.name], held[row["id"]][k.name]) for row in rows for k in KINDS if k.name in row and not
              _same(_expected(held_schema.column(k.name), becomes[row["id"], k.name].get(source, row[k.name])),
                    held[row["id"]][k.name])]
@@ -117,7 +91,7 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
 
     refused = [(k, value, reason) for k in KINDS for value, reason in k.refused(source, target)]
     for index, (k, value, _) in enumerate(refused):
-        _create(src_url, f"r{index}", [k.column], [{"id": 1, k.name: value}])
+        create_table(src_url, f"r{index}", TableSchema((ID, k.column), ("id",)), [{"id": 1, k.name: value}])
     tasks = [table_task("m", ("src", "m"), ("dst", "m_copy"), "x", batch_file_format=fmt, export_batch_rows=17,
                         source_timezone=ZONE, bisection_threshold=8, bisection_factor=4)]
     tasks += [table_task(f"r{i}", ("src", f"r{i}"), ("dst", f"r{i}_copy"), "x", batch_file_format=fmt, source_timezone=ZONE)
@@ -130,7 +104,7 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
     table = platform.table_sync("m")
     platform.export(table)
     assert platform.load(table).rows == len(rows)
-    arrived, arrived_schema = _read(dst_url, "m_copy")
+    arrived, arrived_schema = read_table(dst_url, "m_copy")
     wrong = [(k.name, held[i][k.name], arrived[i][k.name]) for i in held for k in KINDS if not _same(
              _expected(arrived_schema.column(k.name), becomes.get((i, k.name), {}).get(target, held[i][k.name])), arrived[i][k.name])]
     assert not wrong, f"{source} -> {target} ({fmt}) changed values: {wrong}"

@@ -23,3 +23,7 @@ class ExportIncomplete(SyncError):
 
 class LoadFailed(SyncError):
     """An import could not complete; the target was left as it was."""
+
+
+class QueryTimeout(SyncError):
+    """A read-only query ran past the dialect's statement_timeout and was cancelled on the server."""

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import LoadFailed, UnsupportedColumn
+from ..errors import LoadFailed, QueryTimeout, UnsupportedColumn
 from ..filters import Where
 
 
@@ -74,6 +74,13 @@ class WriteSession:
         finally:
             cursor.close()
 
+    def execute_many(self, sql: str, rows: Iterable[tuple]) -> None:
+        cursor = self.connection.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
 
 class Dialect(ABC):
     """A database reached by a SQLAlchemy-style URL.
@@ -91,9 +98,18 @@ class Dialect(ABC):
     max_identifier_length: int | None = None  # bytes; longer table names cannot be created
     row_locator: str | None  # the hidden column that addresses a row of a table without a primary key
 
+    # Seconds one read-only query() may run before the server cancels it (QueryTimeout); None: no limit.
+    statement_timeout: float | None = None
+
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
         self.timezone = timezone
+
+    def timed_out(self, where: str) -> QueryTimeout:
+        return QueryTimeout(
+            f"a query on {where} ran longer than {self.statement_timeout:g} s and was cancelled on the server "
+            "(the per-query limit of a diff: 10 x heartbeat_timeout; raise heartbeat_timeout for larger tables)"
+        )
 
     # --- identifiers -------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -234,6 +250,10 @@ class Dialect(ABC):
     def concat_sql(self, parts: list[str]) -> str:
         """SQL concatenating text expressions (none of them NULL)."""
         return " || ".join(parts)
+
+    def int_div_sql(self, dividend_sql: str, divisor: int) -> str:
+        """SQL dividing two integers, rounding toward zero, as an integer."""
+        return f"({dividend_sql}) / {int(divisor)}"
 
     def byte_length_sql(self, text_sql: str) -> str:
         """SQL counting the UTF-8 bytes of a text, every byte (a NUL character included)."""

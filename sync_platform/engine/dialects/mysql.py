@@ -57,8 +57,22 @@ _TYPE_SQL = {
     Kind.JSON: "JSON",
 }
 _UNBOUNDED_DECIMAL = "DECIMAL(65,30)"
-# A primary key cannot index a LONGTEXT: an unbounded key string becomes the longest indexable varchar.
-_KEY_VARCHAR = "VARCHAR(768)"
+# InnoDB's largest index key (innodb_large_prefix, DYNAMIC rows): a primary key's columns share it.
+_MAX_KEY_BYTES = 3072
+_FIXED_KEY_BYTES = {Kind.INT16: 2, Kind.INT32: 4, Kind.INT64: 8, Kind.FLOAT32: 4, Kind.FLOAT64: 8, Kind.BOOL: 1,
+                    Kind.DATE: 3, Kind.TIMESTAMP: 8, Kind.TIMESTAMPTZ: 7, Kind.TIME: 6, Kind.UUID: 4 * 36}
+
+
+def _key_bytes(column: Column) -> int | None:
+    """Bytes a key column takes in an InnoDB index (utf8mb4: 4 a character); None: unbounded."""
+    if column.kind is Kind.STRING:
+        return 4 * column.length if column.length else None
+    if column.kind in (Kind.BINARY, Kind.JSON):
+        return None
+    if column.kind is Kind.DECIMAL:
+        return ((column.precision or 65) // 9 + 1) * 4
+    return _FIXED_KEY_BYTES[column.kind]
+
 # MySQL's TIMESTAMP holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07.999999 UTC; DECIMAL at most 65
 # digits, 30 of them after the point (what an unbounded numeric becomes).
 _TIMESTAMP_RANGE = (datetime(1970, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2038, 1, 19, 3, 14, 8, tzinfo=timezone.utc))
@@ -74,6 +88,8 @@ _UNLOADABLE = (
                else pa.array([False] * len(a)),
                "more digits than MySQL's DECIMAL(65,30) holds (35 before the point, 30 after)"),
 )
+_NO_PAD_BINARY = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")  # MariaDB, MySQL 8
+_STATEMENT_TIMEOUT_ERRORS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time exceeded
 _SESSION_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
 
@@ -168,6 +184,14 @@ class MySQLDialect(Dialect):
 
         return sa.create_engine(self.sa_url, poolclass=sa.pool.NullPool)
 
+    @cached_property
+    def binary_collation(self) -> str:
+        """utf8mb4 compared byte by byte *without* padding: under utf8mb4_bin (PAD SPACE) 'ss' equals
+        'ss ', which other databases keep apart, as keys and in the diff's key order."""
+        found = {r[0] for r in self.query(
+            "SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)", _NO_PAD_BINARY)}
+        return next((c for c in _NO_PAD_BINARY if c in found), "utf8mb4_bin")
+
     def _connect(self):
         import pymysql
 
@@ -217,17 +241,37 @@ class MySQLDialect(Dialect):
             return _UNBOUNDED_DECIMAL
         return super().column_type_sql(column)
 
+    def _key_types(self, table: TableName, schema: TableSchema) -> dict[str, str]:
+        """SQL types of the primary key's columns that fit InnoDB's 3072-byte key together: unbounded
+        strings and binaries (which cannot be indexed as LONGTEXT/LONGBLOB) share what the
+        bounded columns leave; bounded columns that alone exceed it are refused, naming them."""
+        columns = [schema.column(k) for k in schema.primary_key]
+        fixed = {c.name: _key_bytes(c) for c in columns}
+        unbounded = [c for c in columns if fixed[c.name] is None]
+        left = _MAX_KEY_BYTES - sum(b for b in fixed.values() if b is not None)
+        if left < 0 or (unbounded and left < 4 * len(unbounded)):
+            sizes = ", ".join(f"{c.name} {self.column_type_sql(c)}: {fixed[c.name] or 'unbounded'} bytes" for c in columns)
+            raise LoadFailed(
+                f"cannot create table {table}: its primary key ({sizes}) needs more than the {_MAX_KEY_BYTES} bytes "
+                "an InnoDB key may have (utf8mb4 counts 4 bytes a character); create the table yourself with "
+                "shorter key columns"
+            )
+        types = {}
+        for c in unbounded:
+            share = left // len(unbounded)
+            types[c.name] = f"VARCHAR({share // 4})" if c.kind in (Kind.STRING, Kind.JSON) else f"VARBINARY({share})"
+        return types
+
     def create_table_sql(self, table: TableName, schema: TableSchema) -> str:
         lines = []
+        key_types = self._key_types(table, schema) if schema.primary_key else {}
         for c in schema.columns:
-            sql_type = self.column_type_sql(c)
-            if c.name in schema.primary_key and sql_type in ("LONGTEXT", "LONGBLOB"):
-                sql_type = _KEY_VARCHAR if sql_type == "LONGTEXT" else "VARBINARY(3072)"
+            sql_type = key_types.get(c.name) or self.column_type_sql(c)
             lines.append(f"{self.quote(c.name)} {sql_type}{'' if c.nullable else ' NOT NULL'}")
         if schema.primary_key:
             lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})")
         return (f"CREATE TABLE {self.qualified(table)} (\n  " + ",\n  ".join(lines)
-                + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+                + f"\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={self.binary_collation}")
 
     def select_expression(self, column: Column) -> str:
         name = self.quote(column.name)
@@ -294,17 +338,37 @@ class MySQLDialect(Dialect):
         return int(self.query(statement.sql("%s", escape_percent=True), self.bind(statement))[0][0])
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        conn = self._idle.pop() if self._idle else self._connect()
+        import pymysql
+
+        conn = self._idle.pop() if self._idle else self._timed(self._connect())
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, params or None)
                 rows = cursor.fetchall()
             conn.rollback()  # read-only: end the snapshot, keep the connection
+        except pymysql.err.OperationalError as error:
+            conn.close()
+            if error.args and error.args[0] in _STATEMENT_TIMEOUT_ERRORS:
+                raise self.timed_out(f"MySQL {self.display}") from None
+            raise
         except BaseException:
             conn.close()
             raise
         self._idle.append(conn)
         return list(rows)
+
+    def _timed(self, conn):
+        """The connection with the statement timeout set: MariaDB's max_statement_time (seconds),
+        else MySQL's max_execution_time (milliseconds, SELECTs)."""
+        if self.statement_timeout:
+            import pymysql
+
+            with conn.cursor() as cursor:
+                try:
+                    cursor.execute(f"SET SESSION max_statement_time = {float(self.statement_timeout)}")
+                except pymysql.err.OperationalError:
+                    cursor.execute(f"SET SESSION max_execution_time = {int(self.statement_timeout * 1000)}")
+        return conn
 
     def close(self) -> None:
         while self._idle:
@@ -394,6 +458,9 @@ class MySQLDialect(Dialect):
     def concat_sql(self, parts: list[str]) -> str:
         return f"CONCAT({', '.join(parts)})"
 
+    def int_div_sql(self, dividend_sql: str, divisor: int) -> str:
+        return f"({dividend_sql}) DIV {int(divisor)}"  # MySQL's / is exact decimal division
+
     def byte_length_sql(self, text_sql: str) -> str:
         return f"LENGTH({text_sql})"  # bytes, in the session's utf8mb4
 
@@ -433,7 +500,7 @@ class MySQLDialect(Dialect):
 
     def key_sql(self, column: Column) -> str:
         q = self.quote(column.name)
-        return f"{q} COLLATE utf8mb4_bin" if column.kind is Kind.STRING else q
+        return f"{q} COLLATE {self.binary_collation}" if column.kind is Kind.STRING else q
 
     def param_value(self, value):
         if isinstance(value, datetime) and value.tzinfo:

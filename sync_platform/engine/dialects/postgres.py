@@ -299,10 +299,17 @@ class PostgresDialect(Dialect):
         return f"({', '.join(names)}) IN (SELECT * FROM unnest({typed}))", arrays
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        import psycopg
+
         conn = self._pooled()
         try:
             rows = conn.execute(sql, params).fetchall()
             conn.rollback()  # read-only: end the snapshot, keep the connection
+        except psycopg.errors.QueryCanceled as error:
+            conn.close()
+            if "statement timeout" in str(error):
+                raise self.timed_out(f"PostgreSQL {self.display}") from None
+            raise
         except BaseException:
             conn.close()
             raise
@@ -314,7 +321,11 @@ class PostgresDialect(Dialect):
         try:
             return self._idle.pop()
         except IndexError:
-            return self._psycopg()
+            conn = self._psycopg()
+            if self.statement_timeout:
+                conn.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
+                conn.commit()
+            return conn
 
     def close(self) -> None:
         while self._idle:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timezone
 from datetime import time as dt_time
@@ -348,8 +349,15 @@ class SQLiteDialect(Dialect):
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         conn = self._with_diff_functions(self._connect(readonly=True))
+        if self.statement_timeout:
+            deadline = time.monotonic() + self.statement_timeout
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)  # true: interrupt
         try:
             return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            if self.statement_timeout and str(error) == "interrupted":
+                raise self.timed_out(f"SQLite {self.path}") from None
+            raise
         finally:
             conn.close()
 

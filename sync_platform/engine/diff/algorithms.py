@@ -240,10 +240,20 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
             )
         run = _HashDiff(source_q, target_q, options, logger)
         s_stats, t_stats, truncated = run.run()
+        inconsistency = None
+        if s_stats != t_stats and not run.found and not truncated:
+            columns = [f"{s.name} ({s.kind.value} vs {t.kind.value})" for s, t in
+                       zip(source_q.keys + source_q.columns, target_q.keys + target_q.columns)]
+            inconsistency = (
+                f"the checksums differ ({s_stats.rows} vs {t_stats.rows} rows) but every row compares equal value by value: "
+                f"the diff encodes some column type differently on the two sides (columns: {', '.join(columns)}). "
+                "This is a defect of the diff, not evidence of inconsistent data; please report it"
+            )
         return DiffResult(
             "hashdiff", s_stats.rows, t_stats.rows, s_stats == t_stats and not run.found,
             key_columns=tuple(k.name for k in s_keys), rows=tuple(run.found), truncated=truncated,
             segments=run.segments, seconds=time.monotonic() - started, checksums=(s_stats.checksum, t_stats.checksum),
+            inconsistency=inconsistency,
         )
     finally:
         for side in (source_q, target_q):

@@ -149,10 +149,18 @@ class SliceQueries:
         aliases = ", ".join(f"k{i}" for i in range(len(self.keys)))
         sql = (
             f"SELECT {aliases} FROM (SELECT {names}, row_number() OVER (ORDER BY {order}) AS rn "
-            # rn - 1 a multiple of step, written without % (a placeholder for some drivers)
-            f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = ((rn - 1) / {step}) * {step} ORDER BY rn"
+            # rn - 1 a multiple of step, in integer arithmetic (MariaDB's / divides exactly) and
+            # without % (a placeholder for some drivers)
+            f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = {self.dialect.int_div_sql('rn - 1', step)} * {step} "
+            "ORDER BY rn"
         )
-        return [tuple(row) for row in self.dialect.query(sql, params)]
+        bounds = [tuple(row) for row in self.dialect.query(sql, params)]
+        if len(bounds) >= segments:  # a range of `rows` rows has at most segments - 1 inner cuts
+            raise DiffError(
+                f"{self.side} returned {len(bounds)} boundaries for {rows} rows cut into {segments} segments, which is "
+                "impossible: the database computed the quantiles wrongly; nothing further was asked of it"
+            )
+        return bounds
 
     def rows(self, key_range: KeyRange) -> dict[tuple, tuple]:
         """Canonical texts of the range's rows: key -> compared column values."""

@@ -86,6 +86,27 @@ class DiffResult:
     segments: int = 0  # segment checksums compared on each side
     seconds: float = 0.0
     checksums: tuple[int, int] | None = field(default=None, compare=False)
+    # The diff contradicted itself (checksums differ, yet no row differs value by value): a defect
+    # of the diff's encoding for some column type, not a data inconsistency. Says which.
+    inconsistency: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        """same | different | diff error."""
+        return "diff error" if self.inconsistency else ("same" if self.same else "different")
+
+    @property
+    def explanation(self) -> str:
+        """Why "different" comes without rows, or why the diff could not decide; "" otherwise."""
+        if self.inconsistency:
+            return self.inconsistency
+        if self.same or self.rows:
+            return ""
+        if self.algorithm == "countdiff":
+            return f"countdiff compares row counts only ({self.source_rows} source rows, {self.target_rows} target rows)"
+        if self.algorithm == "md5diff":
+            return "md5diff compares whole-slice checksums and cannot name rows; run hashdiff to list them"
+        return "the slices' row counts or checksums differ"
 
     def key_text(self, row: RowDiff) -> str:
         """`id=4` or `l_orderkey=1, l_linenumber=3`."""
