@@ -4,6 +4,10 @@
     .venv/bin/pip install -e ".[bench]"
     .venv/bin/python benchmarks/diff_benchmark.py --scale 1
 
+With SYNC_TEST_MYSQL_URL set, the same changed copy is also diffed across dialects first:
+PostgreSQL <-> MariaDB and PostgreSQL <-> SQLite, each direction, each algorithm, checked against
+the 15 keys, as ratios to count(*) on the same pair.
+
 The target is a copy of the source (CREATE DATABASE ... TEMPLATE) with 10 rows updated, 3 deleted
 and 2 inserted, spread over the key space. Measured side by side: a plain count(*) on each side,
 our countdiff, md5diff, hashdiff (key only, and all columns), reladiff 0.6.0's hashdiff (all
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -114,16 +119,84 @@ def reladiff_keys(src: str, dst: str, table: str, extra: tuple[str, ...]) -> set
     return {(str(row[0]), str(row[1])) for _, row in found}
 
 
+def copy_into(url: str, changed_pg: str, folder: Path) -> None:
+    """The changed lineitem (bench_diff_target) into another dialect, through our own export/import."""
+    from sync_platform.engine import ExportRequest, export_table, file_format, import_export
+    from sync_platform.engine.stores import LocalStore
+
+    store = LocalStore(str(folder))
+    export_table(dialect_for(changed_pg), store, ExportRequest("bench", TableName("lineitem"), "bench/lineitem",
+                                                                 file_format("parquet"), batch_rows=500_000))
+    target = dialect_for(url)
+    with target.write_session() as session:
+        session.execute("DROP TABLE IF EXISTS lineitem")
+    import_export(target, store, "bench/lineitem", TableName("lineitem"))
+
+
+def mysql_database(server_url: str, name: str) -> str:
+    """A fresh database on the MySQL/MariaDB server, its URL."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    conn = pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password)
+    with conn.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def cross_dialect(src: str, dst: str, expected: dict, mysql_url: str | None, folder: Path) -> list[tuple]:
+    """PostgreSQL <-> MariaDB and PostgreSQL <-> SQLite on lineitem: the PostgreSQL side is the
+    unchanged source, the other side holds the changed copy; each direction, each algorithm,
+    as a ratio to count(*) on both sides of the same pair."""
+    others = {"sqlite": f"sqlite:///{folder}/lineitem.db"}
+    if mysql_url:
+        others["mariadb"] = mysql_database(mysql_url, "bench_diff")
+    flipped = {RowKind.MISSING: RowKind.EXTRA, RowKind.EXTRA: RowKind.MISSING, RowKind.CHANGED: RowKind.CHANGED}
+    rows = []
+    for name, url in others.items():
+        copy_into(url, dst, folder)
+        for left, right, label, want in ((src, url, f"postgresql -> {name}", expected),
+                                         (url, src, f"{name} -> postgresql", {k: flipped[v] for k, v in expected.items()})):
+            sides = (Side(dialect_for(left), TableName("lineitem")), Side(dialect_for(right), TableName("lineitem")))
+            with ThreadPoolExecutor(2) as pool:
+                reference, _ = timed(lambda: list(pool.map(lambda s: s.dialect.count_rows(s.table), sides)))
+            rows.append((label, "count(*) both, parallel", reference, 1.0, "reference"))
+            for algorithm in ("countdiff", "md5diff", "hashdiff"):
+                seconds, r = timed(lambda: diff(*sides, DiffOptions(algorithm=algorithm)))
+                if algorithm == "hashdiff":
+                    found = {x.key: x.kind for x in r.rows}
+                    assert found == want, f"{label}: found {found}, expected {want}"
+                    note = f"{len(found)} rows, exact ({r.segments} segments)"
+                else:
+                    assert not r.same, f"{label} {algorithm} missed the changes"
+                    note = "different"
+                rows.append((label, f"our {algorithm}", seconds, seconds / reference, note))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
+    parser.add_argument("--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"), help="MariaDB for the cross-dialect pairs")
+    parser.add_argument("--only-cross", action="store_true", help="only the cross-dialect pairs")
     args = parser.parse_args()
     if not args.pg_url:
         sys.exit("give --pg-url or SYNC_TEST_PG_URL (scripts/test_servers.sh up)")
     src = ensure_source(args.pg_url, args.scale)
     ensure_skewed(src)
     dst, expected = make_target(args.pg_url, src)
+    with tempfile.TemporaryDirectory(prefix="diff-bench-") as folder:
+        cross = cross_dialect(src, dst, expected["lineitem"], args.mysql_url, Path(folder))
+    print(f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} cores")
+    print(f"{'pair':<26}{'measurement':<26}{'seconds':>9}{'x count(*)':>12}  result")
+    for pair, name, seconds, ratio, note in cross:
+        print(f"{pair:<26}{name:<26}{seconds:>9.2f}{ratio:>12.1f}  {note}")
+    if args.only_cross:
+        return
     columns = [c.name for c in dialect_for(src).reflect(TableName("lineitem")).columns if c.name not in KEY]
 
     results: list[tuple[str, float, str]] = []

@@ -137,4 +137,4 @@ def test_postgres_specific_types_round_trip(fmt, unbounded_numeric, pg_url, tmp_
         ).fetchall()
     assert copied == source
     assert str(copied[0][1]) == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" and copied[0][2] == {"k": [1, "x"]}
-    assert [t[0] for t in types][:7] == ["integer", "uuid", "jsonb", "time(6) without time zone", "real", "numeric(30,10)", "numeric(3,0)"]
+    assert [t[0] for t in types][:7] == ["integer", "uuid", "json", "time(6) without time zone", "real", "numeric(30,10)", "numeric(3,0)"]

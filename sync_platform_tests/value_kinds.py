@@ -95,6 +95,6 @@ KINDS: list[ValueKind] = [
     kind("ident", Kind.UUID, [UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), UUID(int=0), UUID(int=2**128 - 1)],
          UUID("00000000-0000-0000-0000-000000000001")),
     kind("blob", Kind.BINARY, [b"", b"\x00", b"\xff\x00abc", bytes(range(256))], b"mutant"),
-    # Written as PostgreSQL's jsonb prints them, so a jsonb source holds them as they are.
-    kind("doc", Kind.JSON, ['{"a": 1}', "[]", '"text"', "null", '{"a": [true, null, 2.5], "bb": {"c": "d"}}'], '{"z": 0}'),
+    kind("doc", Kind.JSON, ['{"a": 1}', "[]", '"text"', "null", '{"a": [true, null, 2.5], "bb": {"c": "d"}}',
+                            '{"z":1,  "a" : [1.50, "\\u00e9"]}'], '{"z": 0}'),  # the last one as jsonb would never print it
 ]

@@ -39,7 +39,7 @@ _TYPE_SQL = {
     Kind.TIME: "time(6) without time zone",
     Kind.BINARY: "bytea",
     Kind.UUID: "uuid",
-    Kind.JSON: "jsonb",
+    Kind.JSON: "json",  # keeps the text as it came (jsonb would reorder keys and respace it)
 }
 
 # Decimals of up to 18 digits travel as scaled bigints (numeric(15,2) 12.34 -> 1234): exact, and
