@@ -47,15 +47,19 @@ def partitions_def_for(table: TableSync) -> dg.TimeWindowPartitionsDefinition | 
 
 def partition_key_of(context, table: TableSync) -> str | None:
     """The run's partition; a run over a range of partitions is refused (backfills run one
-    partition per run, so each gets its own export, import and check)."""
+    partition per run, so each gets its own export, import and check). A backfill launched from
+    the UI tags each run with a range whose start is its end, and no partition key: one partition."""
     if table.partition is None:
         return None
-    if not context.has_partition_key:
-        raise dg.DagsterInvariantViolationError(
-            f"task {table.task!r}: a run covers one partition; launch a backfill (one run per partition) "
-            "instead of a single run over a range, or set partition.backfill: single_run"
-        )
-    return context.partition_key
+    if context.has_partition_key:
+        return context.partition_key
+    if context.has_partition_key_range and context.partition_key_range.start == context.partition_key_range.end:
+        return context.partition_key_range.start
+    keys = f" ({context.partition_key_range.start} to {context.partition_key_range.end})" if context.has_partition_key_range else ""
+    raise dg.Failure(description=(
+        f"task {table.task!r}: a run of this task covers one partition, this one asks for several{keys}; launch a "
+        "backfill of those partitions (one run each), or set partition.backfill: single_run to load a range in one run"
+    ))
 
 
 # A backfill launches one run per partition: every partition is exported, imported and checked

@@ -38,7 +38,7 @@ from .engine import (
 from .engine.cleanup import CleanupProgress, CleanupRefused, CleanupRequest, clean_in_rounds, round_committed
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
-from .engine.errors import ExportIncomplete
+from .engine.errors import ExportIncomplete, QueryTimeout
 from .engine.filters import (
     Condition,
     RowFilter,
@@ -290,7 +290,11 @@ class Platform:
             dialect = self.dialect(ref, rc)
             dialect.statement_timeout = DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout  # a runaway query stops on the server
             sides.append(Side(dialect, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
-        return diff(*sides, options, logger)
+        try:
+            return diff(*sides, options, logger)
+        except QueryTimeout as error:
+            raise QueryTimeout(f"{error} (a diff query may run {DIFF_QUERY_HEARTBEATS} x heartbeat_timeout; "
+                               "raise heartbeat_timeout for tables whose full scan takes longer)") from None
 
     # --- operations on what a sync leaves behind ----------------------------------------------------
     def cleanup_filter(self, table: TableSync, partition_key: str | None = None, where: str | None = None) -> RowFilter | None:

@@ -157,7 +157,7 @@ def test_a_runaway_query_is_cancelled_on_the_server(name, tmp_path, request):
     if name == "sqlite":
         dialect.check_connection()  # the file exists
     started = time.monotonic()
-    with pytest.raises(QueryTimeout, match=r"ran longer than 1 s and was cancelled on the server"):
+    with pytest.raises(QueryTimeout, match=r"ran longer than 1 s, its time limit, and was cancelled on the server"):
         dialect.query(SLOW_QUERY[name])
     assert time.monotonic() - started < 30
     dialect.close()
@@ -171,7 +171,7 @@ def test_a_diff_query_is_bounded_by_ten_heartbeats(pg_url, tmp_path):
         conn.execute("CREATE TABLE t_copy AS SELECT * FROM base")
     platform, _ = _platform(tmp_path, pg_url, pg_url, heartbeat_timeout=1)
     started = time.monotonic()
-    with pytest.raises(QueryTimeout, match="ran longer than 10 s"):
+    with pytest.raises(QueryTimeout, match=r"ran longer than 10 s.* \(a diff query may run 10 x heartbeat_timeout"):
         platform.diff(platform.table_sync("t"), "md5diff")
     assert time.monotonic() - started < 25
     with psycopg.connect(pg_url) as conn:  # nothing left running on the server

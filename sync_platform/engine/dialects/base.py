@@ -107,8 +107,7 @@ class Dialect(ABC):
 
     def timed_out(self, where: str) -> QueryTimeout:
         return QueryTimeout(
-            f"a query on {where} ran longer than {self.statement_timeout:g} s and was cancelled on the server "
-            "(the per-query limit of a diff: 10 x heartbeat_timeout; raise heartbeat_timeout for larger tables)"
+            f"a query on {where} ran longer than {self.statement_timeout:g} s, its time limit, and was cancelled on the server"
         )
 
     # --- identifiers -------------------------------------------------------------------------
@@ -223,7 +222,7 @@ class Dialect(ABC):
     # Values of the contract this database cannot hold (each load refuses them before writing).
     unloadable: tuple[Unloadable, ...] = ()
 
-    def refuse_unloadable(self, table: TableName, schema: TableSchema, batch: pa.RecordBatch, where: str = "") -> None:
+    def refuse_unloadable(self, table: TableName, schema: TableSchema, batch: pa.RecordBatch) -> None:
         """Raise LoadFailed naming the table, column, key and reason of the first value of the
         batch this database cannot hold."""
         for column, array in zip(schema.columns, batch.columns):
@@ -235,7 +234,7 @@ class Dialect(ABC):
                     row = pc.index(mask, True).as_py()
                     raise LoadFailed(
                         f"cannot load table {table}: column {column.name} holds {array[row].as_py()!r} at key "
-                        f"{key_text(schema, batch, row)}{where}, {rule.reason}; nothing was loaded"
+                        f"{key_text(schema, batch, row)}, {rule.reason}; nothing was loaded"
                     )
 
     @staticmethod

@@ -73,6 +73,7 @@ def _key_bytes(column: Column) -> int | None:
         return ((column.precision or 65) // 9 + 1) * 4
     return _FIXED_KEY_BYTES[column.kind]
 
+
 # MySQL's TIMESTAMP holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07.999999 UTC; DECIMAL at most 65
 # digits, 30 of them after the point (what an unbounded numeric becomes).
 _TIMESTAMP_RANGE = (datetime(1970, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2038, 1, 19, 3, 14, 8, tzinfo=timezone.utc))
