@@ -2,14 +2,17 @@
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 
 
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from . import naming
-from .engine import ExportResult, ImportResult, TableSchema
-from .engine.diff import DiffResult
+from .engine import ExportResult, ImportResult, SyncError, TableSchema
+from .engine.diff import DiffError, DiffResult
+from .engine.filters import FilterError
+from .engine.stores import StoreError
 from .platform import TableSync
 from .resources import SyncPlatformResource
 
@@ -45,6 +48,31 @@ def partitions_def_for(table: TableSync) -> dg.TimeWindowPartitionsDefinition | 
     )
 
 
+def _foreseen(error: BaseException) -> bool:
+    """An error an operator can act on from its message: the engine's own, a refused filter or
+    diff, or a database refusing a statement (every DB-API driver's errors derive from a class
+    named DatabaseError: a constraint, a type, a permission, a lost connection)."""
+    return isinstance(error, (SyncError, StoreError, FilterError, DiffError)) or any(
+        cls.__name__ == "DatabaseError" for cls in type(error).__mro__)
+
+
+@contextmanager
+def reported(stage: str, table: TableSync, partition_key: str | None = None):
+    """Foreseen failures reach the operator as one paragraph (a dg.Failure with the stage, table
+    and cause), the traceback only for the unexpected."""
+    try:
+        yield
+    except Exception as error:
+        if not _foreseen(error):
+            raise
+        where = f" (partition {partition_key})" if partition_key else ""
+        cause = str(error) if isinstance(error, (SyncError, StoreError, FilterError, DiffError)) else f"{type(error).__name__}: {error}"
+        raise dg.Failure(
+            description=f"task {table.task!r}, {table.source.table} -> {table.target.table}{where}: {stage} failed: {cause}",
+            metadata={"stage": stage, "error": type(error).__name__},
+        ) from None
+
+
 def partition_key_of(context, table: TableSync) -> str | None:
     """The run's partition; a run over a range of partitions is refused (backfills run one
     partition per run, so each gets its own export, import and check). A backfill launched from
@@ -62,9 +90,6 @@ def partition_key_of(context, table: TableSync) -> str | None:
     ))
 
 
-# A backfill launches one run per partition: every partition is exported, imported and checked
-# on its own, with its own metadata.
-ONE_PARTITION_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def _rate(rows: int, seconds: float) -> float:
@@ -133,11 +158,11 @@ def build_export_asset(table: TableSync, store_kind: str) -> dg.AssetsDefinition
     @dg.asset(
         **_export_attributes(table, store_kind),
         partitions_def=partitions_def_for(table),
-        backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
-        result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
+        with reported("export", table, key):
+            result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
         context.log.info(f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}")
         return dg.MaterializeResult(metadata=export_metadata(result))
 
@@ -148,10 +173,11 @@ def build_imported_asset(table: TableSync, target_kind: str) -> dg.AssetsDefinit
     @dg.asset(
         **_imported_attributes(table, target_kind),
         partitions_def=partitions_def_for(table),
-        backfill_policy=ONE_PARTITION_PER_RUN if table.partition else None,
     )
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
-        result = sync.platform.load(table, partition_key=partition_key_of(context, table))
+        key = partition_key_of(context, table)
+        with reported("import", table, key):
+            result = sync.platform.load(table, partition_key=key)
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
         return dg.MaterializeResult(metadata=imported_metadata(table, result))
 
@@ -223,7 +249,9 @@ def build_data_diff_check(table: TableSync) -> dg.AssetChecksDefinition:
         partitions_def=partitions_def_for(table),  # each partition checked on its own window
     )
     def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
-        result = sync.platform.diff(table, logger=context.log.info, partition_key=partition_key_of(context, table))
+        key = partition_key_of(context, table)
+        with reported("data diff", table, key):
+            result = sync.platform.diff(table, logger=context.log.info, partition_key=key)
         if not result.same:
             _log_inconsistency(context.log, result)
         return dg.AssetCheckResult(
@@ -259,8 +287,10 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
             dg.AssetSpec(**_export_attributes(table, store_kind), skippable=True),
             dg.AssetSpec(**_imported_attributes(table, target_kind), skippable=True),
         ],
+        # Partitioned like the assets: "Execute" on the check asks for a partition, and each
+        # partition's result is its own (the Checks tab and the Partitions tab show which failed).
         check_specs=[dg.AssetCheckSpec(naming.DATA_DIFF_CHECK, asset=imported_key, blocking=True,
-                                       description=_check_description(table))],
+                                       description=_check_description(table), partitions_def=partitions_def)],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         can_subset=True,
@@ -272,15 +302,18 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
         problems: dict[str | None, str] = {}  # partition key -> what went wrong
         for key in keys:
             where = f"partition {key}: " if key else ""
+            stage = "export"
             try:
                 if export_key in selected:
                     exported = platform.export(table, anchor=anchor, partition_key=key)
                     context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                     yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
+                stage = "import"
                 if imported_key in selected:
                     loaded = platform.load(table, partition_key=key)
                     context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
                     yield dg.AssetMaterialization(imported_key, partition=key, metadata=imported_metadata(table, loaded))
+                stage = "data diff"
                 if checking:
                     result = platform.diff(table, logger=context.log.info, partition_key=key)
                     if not result.same:
@@ -297,7 +330,8 @@ def build_table_step(table: TableSync, store_kind: str, target_kind: str) -> dg.
                     )
             except Exception as error:  # the next partition still runs; interrupts are not Exceptions
                 if key is None:
-                    raise
+                    with reported(stage, table):
+                        raise
                 context.log.error(f"{where}failed: {error}")
                 problems[key] = str(error)
         if problems and not partitions_def:

@@ -5,11 +5,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from . import naming
 from .assets import SCHEDULED_TIME_TAG
 from .config.models import CronSchedule, TableToTableTask, TaskBase
-from .operations import CLEAN_SOURCE_OP, USER_TAG
+from .operations import CLEAN_SOURCE_OP, EVALUATED, USER_TAG, own_evaluation
 from .platform import TableSync
 
 
@@ -96,11 +97,11 @@ def build_archive_sensor(task: TaskBase, tables: list[TableSync]) -> dg.SensorDe
         for key, table in by_key.items():
             history = context.instance.event_log_storage.get_asset_check_execution_history(
                 dg.AssetCheckKey(key, naming.DATA_DIFF_CHECK), limit=1000)
-            done = [r for r in history if r.event is not None and r.id > seen.get(key.to_user_string(), 0)]
+            done = [r for r in history if r.status in EVALUATED and r.id > seen.get(key.to_user_string(), 0)]
             for record in sorted(done, key=lambda r: r.id):
                 seen[key.to_user_string()] = record.id
-                if not record.event.dagster_event.event_specific_data.passed:
-                    continue  # never clean what did not verify
+                if record.status is not AssetCheckExecutionRecordStatus.SUCCEEDED or not own_evaluation(record, context.instance):
+                    continue  # never clean what did not verify, nor on a result reported by hand
                 config = {"task": task.name, "table": table.source.table, "partition": record.partition, "batch_size": batch_size}
                 requests.append(dg.RunRequest(
                     run_key=f"{table.source.table}:{record.partition}:{record.id}",

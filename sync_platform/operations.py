@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from . import naming
 from .cleanup_journal import RUNNING, Attempt, Committed, attempts, probe_value, since_last_finished
@@ -76,7 +77,10 @@ def _table(platform: Platform, task: str, table: str | None) -> TableSync:
         raise dg.Failure(description=error.args[0]) from None
 
 
-def _own_evaluation(record, instance: dg.DagsterInstance) -> bool:
+EVALUATED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def own_evaluation(record, instance: dg.DagsterInstance) -> bool:
     """An evaluation the platform's data_diff produced: by a step of a run this instance knows,
     with the diff's metadata. "Report evaluation" in the UI records one with no run and no step."""
     event = record.event
@@ -104,12 +108,12 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
     )
     ignored = 0
     for check in history:
-        if check.event is None:  # planned, never evaluated (its run failed or was stopped first)
+        if check.status not in EVALUATED:  # planned, never evaluated (its run failed or was stopped first)
             return False, f"data_diff of {where} has not run since its import"
         if check.event.timestamp < imported_at:
             break
         evaluation = check.event.dagster_event.event_specific_data
-        if not _own_evaluation(check, instance):
+        if not own_evaluation(check, instance):
             if not evaluation.passed:
                 return False, f"data_diff of {where} was reported failed by hand after its import"
             ignored += 1  # a hand-made pass proves nothing
@@ -118,7 +122,7 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
             return False, f"data_diff of {where} failed (data inconsistent) in run {check.run_id[:8]}"
         stamp = datetime.fromtimestamp(check.event.timestamp, timezone.utc).isoformat(timespec="seconds")
         return True, f"data_diff of {where} passed at {stamp} (run {check.run_id[:8]}), after the import"
-    latest = history[0] if history and history[0].event is not None else None
+    latest = history[0] if history and history[0].status in EVALUATED else None
     if latest is not None and latest.event.timestamp < imported_at and not ignored:
         return False, f"data_diff of {where} last ran before its latest import (run {imports[0].run_id[:8]})"
     note = f" ({ignored} evaluation(s) reported by hand are not evidence)" if ignored else ""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from . import naming
+from .operations import EVALUATED
 from .platform import TableSync
 
 IN_PROGRESS = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
@@ -187,7 +188,7 @@ class StatusReader:
             if key in run.planned_checks:
                 return None
             latest = self.instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
-            if latest is None or latest.event is None:
+            if latest is None or latest.status not in EVALUATED:
                 return StageResult(stage, "not run")
             evaluation = latest.event.dagster_event.event_specific_data
             return self._check_result(evaluation, latest.run_id, earlier=True)

@@ -116,3 +116,31 @@ def test_validate_connect_reports_every_unreachable_piece(tmp_path, s3_bucket, s
     assert any(line.startswith("  - task 'bad_target': cannot connect to PostgreSQL") for line in lines)
     assert any("task 'bad_store'" in line and "bucket 'missing-bucket-x' does not exist" in line for line in lines)
     assert "pw-never-shown" not in done.stderr
+
+
+def test_foreseen_failures_reach_the_run_as_one_paragraph(tmp_path):
+    """A refused load and a missing table fail their step with a dg.Failure naming task, tables,
+    stage and cause (what the UI shows at the top of the step), not a bare traceback."""
+    import dagster as dg
+
+    from sync_platform.definitions import build_definitions
+
+    source = _sqlite_source(tmp_path)
+    with sqlite3.connect(tmp_path / "dst.db") as conn:
+        conn.execute("CREATE TABLE orders_copy (id INTEGER PRIMARY KEY, note TEXT CHECK (note <> 'n3'))")
+    path = write_config(tmp_path / "sync.yaml", {"src": source, "dst": f"sqlite:///{tmp_path}/dst.db"},
+                        {"exports": {"type": "local", "path": str(tmp_path / "x")}},
+                        [table_task("copy", ("src", "orders"), ("dst", "orders_copy"), "exports"),
+                         table_task("gone", ("src", "ordres"), ("dst", "orders_copy"), "exports")])
+    defs = build_definitions(path)
+    with dg.DagsterInstance.ephemeral() as instance:
+        failures = {}
+        for job in ("copy_sync", "gone_sync"):
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+            [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+            failures[job] = failure.step_failure_data
+    refused, missing = failures["copy_sync"], failures["gone_sync"]
+    assert refused.error.cls_name == "Failure" and refused.user_failure_data.description == (
+        "task 'copy', orders -> orders_copy: import failed: IntegrityError: CHECK constraint failed: note <> 'n3'")
+    assert missing.user_failure_data.description.startswith(
+        "task 'gone', ordres -> orders_copy: export failed: table ordres does not exist in SQLite database")

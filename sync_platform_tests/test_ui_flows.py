@@ -24,36 +24,43 @@ def partitioned_ui(tmp_path):
         conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, at DATE, note TEXT)")
         conn.executemany("INSERT INTO events VALUES (?, ?, ?)",
                          [(i, (date(2024, 1, 1) + timedelta(days=i % 90)).isoformat(), f"n{i}") for i in range(1, 901)])
-    task = table_task("monthly", ("src", "events"), ("dst", "events"), "x", source_timezone="UTC", algorithm="hashdiff")
-    task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01", "end": "2024-04-01"}
+    tasks = []
+    for name, target, backfill in (("monthly", "events", "per_partition"), ("ranged", "events_ranged", "single_run")):
+        task = table_task(name, ("src", "events"), ("dst", target), "x", source_timezone="UTC", algorithm="hashdiff")
+        task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01", "end": "2024-04-01",
+                             "backfill": backfill}
+        tasks.append(task)
     config = write_config(tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
-                          {"x": {"type": "local", "path": str(tmp_path / "x")}}, [task])
+                          {"x": {"type": "local", "path": str(tmp_path / "x")}}, tasks)
     with running_ui({**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}, tmp_path / "ui.log") as base, \
             dg.DagsterInstance.get() as instance:
         yield base, instance, tmp_path
 
 
-def _ui_backfill(base: str, partitions: list[str]) -> str:
+def _ui_backfill(base: str, partitions: list[str], task: str = "monthly", target: str = "events") -> str:
     """"Materialize" on the asset page with partitions picked: the UI's LaunchPartitionBackfill."""
+    assets = [{"path": [task, "export", "events"]}, {"path": [task, target]}]
     launched = graphql(base, """mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
         launchPartitionBackfill(backfillParams: $backfillParams) { __typename
         ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on PartitionKeysNotFoundError { message } } }""",
-                       {"backfillParams": {"tags": [], "assetSelection": [{"path": ["monthly", "export", "events"]}, {"path": IMPORTED}],
-                                           "partitionNames": partitions, "fromFailure": False}})["launchPartitionBackfill"]
+                       {"backfillParams": {"tags": [], "assetSelection": assets, "partitionNames": partitions,
+                                           "fromFailure": False}})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]
 
 
-def test_a_backfill_launched_from_the_asset_page_runs_each_partition(partitioned_ui):
-    base, instance, tmp_path = partitioned_ui
-    backfill_id = _ui_backfill(base, MONTHS[:2])
-
+def _backfill_runs(instance, backfill_id: str, count: int) -> list:
     def runs():
         found = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        return found if len(found) == 2 and all(r.is_finished for r in found) else None
+        return found if len(found) == count and all(r.is_finished for r in found) else None
 
-    finished = wait_for(runs, "the backfill's two runs", 240)
-    assert sorted(r.status for r in finished) == [dg.DagsterRunStatus.SUCCESS] * 2, [
+    return wait_for(runs, f"the backfill's {count} run(s)", 240)
+
+
+def test_a_backfill_launched_from_the_asset_page_runs_each_partition(partitioned_ui):
+    base, instance, tmp_path = partitioned_ui
+    finished = _backfill_runs(instance, _ui_backfill(base, MONTHS[:2]), 2)
+    assert [r.status for r in finished] == [dg.DagsterRunStatus.SUCCESS] * 2, [
         (r.run_id, r.status) for r in finished]
     checks = {}
     for month in MONTHS[:2]:
@@ -70,3 +77,39 @@ def _partition(key: str):
     from dagster._core.event_api import PartitionKeyFilter
 
     return PartitionKeyFilter(key=key)
+
+
+def _ui_execute_check(base: str, asset: list[str], partition: str) -> str:
+    """"Execute" on the asset's data_diff check, for the partition picked in the dialog."""
+    launched = graphql(base, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""", {"params": {
+        "selector": {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__",
+                     "jobName": "__ASSET_JOB", "assetSelection": [],
+                     "assetCheckSelection": [{"assetKey": {"path": asset}, "name": "data_diff"}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["runId"] if "runId" in launched else launched["run"]["runId"]
+
+
+def test_a_partition_check_of_a_single_run_table_executes_and_reads_per_partition(partitioned_ui):
+    base, instance, tmp_path = partitioned_ui
+    ranged = ["ranged", "events_ranged"]
+    [run] = _backfill_runs(instance, _ui_backfill(base, MONTHS, "ranged", "events_ranged"), 1)  # one run, three months
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    with sqlite3.connect(tmp_path / "dst.db") as conn:
+        conn.execute("UPDATE events_ranged SET note = 'changed' WHERE id = 40")  # a February row
+    assert wait_for_run(instance, _ui_execute_check(base, ranged, MONTHS[1])) in (
+        dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
+    outcome = {}
+    for month in MONTHS:
+        [latest] = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(ranged), "data_diff"), limit=1, partition_filter=_partition(month))
+        outcome[month] = latest.status.value
+    assert outcome == {MONTHS[0]: "SUCCEEDED", MONTHS[1]: "FAILED", MONTHS[2]: "SUCCEEDED"}
+
+    # What the Checks tab reads: the check is partitioned, so "Execute" asks for a partition.
+    node = graphql(base, """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+        assetChecksOrError { ... on AssetChecks { checks { name partitionDefinition { description } } } } } } }""",
+                   {"key": {"path": ranged}})["assetNodeOrError"]
+    [check] = node["assetChecksOrError"]["checks"]
+    assert check["partitionDefinition"]["description"].startswith("Monthly")
