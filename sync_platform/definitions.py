@@ -1,7 +1,8 @@
 """The code location: one job per task (with its cron schedule or immediate sensor), and per synced
-table an export asset, an imported-table asset and a blocking data-diff check. A configuration
-error, or a whole-database task whose table list was never discovered, fails the load with its
-message. Nothing here queries a database."""
+table an export asset, an imported-table asset and a blocking data-diff check. A task that is not
+valid is left out and replaced by a job of its name whose description lists its problems (the
+others load and run); a file that cannot be read, or a whole-database task whose table list was
+never discovered, fails the load with its message. Nothing here queries a database."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .assets import (
 )
 from .automation import build_archive_sensor, build_immediate_sensor, build_schedule
 from .config import default_config_path
+from .config.loader import BrokenTask
 from .config.models import DatabaseToDatabaseTask, LocalStoreConfig, TaskBase
 from .engine.dialects import url_scheme
 from .operations import OPERATION_JOBS
@@ -49,10 +51,31 @@ def _table_list_warning(platform: Platform, task: TaskBase) -> str | None:
     return platform.table_lists.stale_message(task, discovered)
 
 
+def _broken_task_job(index: int, broken: BrokenTask) -> dg.JobDefinition:
+    """What an operator finds where a broken task's job would be: a job whose description is the
+    problem list (file, task, field, valid values), and whose one step fails saying it again."""
+    name = naming.job_name(broken.name) if naming.valid_name(broken.name) else f"invalid_task_{index}"
+    problems = "\n".join(f"- {p}" for p in broken.problems)
+
+    @dg.op(name=f"{name}__invalid", description="The task is not valid: fix the configuration file")
+    def invalid_task():
+        raise dg.Failure(description=f"task {broken.name!r} is not valid, so it was left out:\n{problems}")
+
+    @dg.job(name=name, description=f"INVALID TASK, left out of the code location:\n\n{problems}",
+            tags={naming.TASK_TAG: broken.name})
+    def placeholder():
+        invalid_task()
+
+    return placeholder
+
+
 def build_definitions(config_path: str | Path) -> dg.Definitions:
     platform = Platform.from_file(config_path)
     config = platform.config
     assets, checks, jobs, schedules, sensors = [], [], [], [], []
+    for index, broken in enumerate(platform.broken.values()):
+        warnings.warn(f"task {broken.name!r} is not valid and was left out: {'; '.join(broken.problems)}", stacklevel=1)
+        jobs.append(_broken_task_job(index, broken))
     for task, tables in platform.table_syncs.items():
         for table in tables:
             store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"

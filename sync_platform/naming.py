@@ -27,6 +27,11 @@ TEST_S3_JOB = "test_s3_connection"
 RESOURCE_KEY = "sync"
 
 
+def valid_name(task: str) -> bool:
+    """Whether a task's name can name Dagster objects (letters, digits, _)."""
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", task) is not None
+
+
 def key_part(table: str) -> str:
     """A table's name (without its schema: a task reads one schema) made safe for an asset key."""
     return re.sub(r"[^A-Za-z0-9_]", "_", table.rpartition(".")[2])

@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from .config import load_config
+from .config.loader import BrokenTask, load_valid_tasks
 from .config.models import (
     DatabaseToDatabaseTask,
     FilterConfig,
@@ -109,14 +109,17 @@ def s3_client(config: S3StoreConfig):
 
 
 class Platform:
-    def __init__(self, config: SyncConfig, table_lists: TableListCache | None = None):
+    def __init__(self, config: SyncConfig, table_lists: TableListCache | None = None, broken: list[BrokenTask] = ()):
         self.config = config
         self.table_lists = table_lists
+        self.broken = {task.name: task for task in broken}  # tasks left out: not valid on their own
 
     @classmethod
     def from_file(cls, config_path: str | os.PathLike) -> Platform:
-        """The configuration in that file, with the table lists cached for it."""
-        return cls(load_config(config_path), TableListCache.for_config(config_path))
+        """The valid tasks of that file (a broken task does not stop the others; `broken` says
+        why each is left out), with the table lists cached for it."""
+        config, broken = load_valid_tasks(config_path)
+        return cls(config, TableListCache.for_config(config_path), broken)
 
     @cached_property
     def table_syncs(self) -> dict[str, list[TableSync]]:
@@ -172,6 +175,8 @@ class Platform:
         return [t for tables in self.table_syncs.values() for t in tables]
 
     def table_sync(self, task: str, table: str | None = None) -> TableSync:
+        if task in self.broken:
+            raise KeyError(f"task {task!r} is not valid, so it was left out: " + "; ".join(self.broken[task].problems))
         if task not in self.table_syncs:
             raise KeyError(f"no task {task!r}; tasks are {sorted(self.table_syncs)}")
         tables = self.table_syncs[task]

@@ -30,11 +30,30 @@ def partitioned_ui(tmp_path):
         task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01", "end": "2024-04-01",
                              "backfill": backfill}
         tasks.append(task)
+    # A task with one bad value: the others must load and run beside it.
+    tasks.append({**table_task("broken", ("src", "events"), ("dst", "nowhere"), "x", limit=5000),
+                  "schedule": {"cron": "0 2 * * *"}})
     config = write_config(tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
                           {"x": {"type": "local", "path": str(tmp_path / "x")}}, tasks)
     with running_ui({**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}, tmp_path / "ui.log") as base, \
             dg.DagsterInstance.get() as instance:
         yield base, instance, tmp_path
+
+
+def test_one_invalid_task_leaves_the_others_loaded_and_shows_its_problem(partitioned_ui):
+    base, _, _ = partitioned_ui
+    repository = graphql(base, """query { repositoriesOrError { ... on RepositoryConnection { nodes { name
+        location { name } pipelines { name description } schedules { name } } } }
+        workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename
+        ... on PythonError { message } } } } } }""")
+    [entry] = repository["workspaceOrError"]["locationEntries"]
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry  # the location loaded
+    [node] = repository["repositoriesOrError"]["nodes"]
+    jobs = {p["name"]: p["description"] for p in node["pipelines"]}
+    assert {"monthly_sync", "ranged_sync", "broken_sync"} <= set(jobs)
+    assert jobs["broken_sync"].startswith("INVALID TASK, left out of the code location:")
+    assert "task 'broken' (tasks[2]): run_config.limit: Input should be less than or equal to 1000 (got 5000)" in jobs["broken_sync"]
+    assert node["schedules"] == []  # the broken task's schedule is not registered
 
 
 def _ui_backfill(base: str, partitions: list[str], task: str = "monthly", target: str = "events") -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +58,16 @@ def _interpolate(value: Any, where: str, env: Mapping[str, str], problems: list[
     return _ENV_REF.sub(replace, value)
 
 
-def _describe(loc: tuple, raw: dict) -> str:
-    """('tasks', 0, 'table_to_table', 'run_config', 'limit') -> "task 'orders': run_config.limit"."""
+def _describe(loc: tuple, raw: dict, first_index: int = 0) -> str:
+    """('tasks', 0, 'table_to_table', 'run_config', 'limit') -> "task 'orders': run_config.limit".
+    `first_index`: the file's index of raw's first task (raw may hold one task of the file)."""
     parts = list(loc)
     prefix = ""
     if parts[:1] == ["tasks"] and len(parts) > 1 and isinstance(parts[1], int):
         index = parts[1]
         tasks = raw.get("tasks") or []
         name = tasks[index].get("name") if index < len(tasks) and isinstance(tasks[index], dict) else None
-        prefix = f"task {name!r} (tasks[{index}])" if name else f"tasks[{index}]"
+        prefix = f"task {name!r} (tasks[{index + first_index}])" if name else f"tasks[{index + first_index}]"
         parts = parts[2:]
         if parts and parts[0] in ("table_to_table", "database_to_database"):  # the union's tag, not a field
             parts = parts[1:]
@@ -113,12 +115,12 @@ def _field_names() -> dict[str, list[str]]:
     return names
 
 
-def _cross_references(config: SyncConfig) -> list[str]:
+def _cross_references(config: SyncConfig, first_index: int = 0) -> list[str]:
     problems = []
     datasources = sorted(config.datasources)
     stores = sorted(config.s3_configs)
     seen: set[str] = set()
-    for index, task in enumerate(config.tasks):
+    for index, task in enumerate(config.tasks, start=first_index):
         where = f"task {task.name!r} (tasks[{index}])"
         if task.name in seen:
             problems.append(f"{where}: name: duplicate task name; task names must be unique")
@@ -155,17 +157,20 @@ def _cross_references(config: SyncConfig) -> list[str]:
     return problems
 
 
-def load_config(path: str | os.PathLike) -> SyncConfig:
-    path = Path(path)
+def _read(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except FileNotFoundError:
         raise ConfigError(path, ["file not found"]) from None
     except yaml.YAMLError as error:
         raise ConfigError(path, [f"not valid YAML: {error}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, ["top level must be a mapping with datasources, s3_configs and tasks"])
+    return raw
 
+
+def _validate(raw: dict, first_index: int = 0) -> tuple[SyncConfig | None, list[str]]:
+    """The validated configuration of `raw` (None if invalid) and every problem found."""
     problems: list[str] = []
     data = _interpolate(raw, "", _environment(), problems)
     try:
@@ -174,9 +179,88 @@ def load_config(path: str | os.PathLike) -> SyncConfig:
         fields = _field_names()
         for e in error.errors():
             loc = e["loc"] + (e["ctx"]["discriminator"].strip("'"),) if e["type"] == "union_tag_invalid" else e["loc"]
-            problems.append(f"{_describe(loc, raw)}: {_message(e, fields)}")
-        raise ConfigError(path, problems) from None
-    problems += _cross_references(config)
+            problems.append(f"{_describe(loc, raw, first_index)}: {_message(e, fields)}")
+        return None, problems
+    problems += _cross_references(config, first_index)
+    return (None if problems else config), problems
+
+
+def load_config(path: str | os.PathLike) -> SyncConfig:
+    """The whole file, valid, or a ConfigError listing every problem (`sync-platform validate`)."""
+    path = Path(path)
+    config, problems = _validate(_read(path))
     if problems:
         raise ConfigError(path, problems)
     return config
+
+
+@dataclass(frozen=True)
+class BrokenTask:
+    """A task of the file that is not valid on its own: what a code location shows in its place."""
+
+    name: str  # its name, or tasks[i] when it has none
+    problems: tuple[str, ...]
+
+
+def load_valid_tasks(path: str | os.PathLike) -> tuple[SyncConfig, list[BrokenTask]]:
+    """For a running platform: every task that is valid on its own, and each broken task with its
+    problems, so one bad value in one task does not stop the others. Datasources and S3 configs
+    that are invalid are left out (the tasks using them are broken, naming why); a file that
+    cannot be read at all still raises ConfigError."""
+    path = Path(path)
+    raw = _read(path)
+    config, problems = _validate(raw)
+    if not problems:
+        return config, []
+    shared: dict[str, dict] = {}
+    shared_problems: dict[tuple[str, str], list[str]] = {}
+    for section in ("datasources", "s3_configs"):
+        entries = raw.get(section) or {}
+        shared[section] = {}
+        for key, value in (entries.items() if isinstance(entries, dict) else []):
+            _, found = _validate({section: {key: value}})
+            if found:
+                shared_problems[section, key] = found
+            else:
+                shared[section][key] = value
+    valid, broken, names = [], [], set()
+    tasks = raw.get("tasks") or []
+    for index, task in enumerate(tasks if isinstance(tasks, list) else []):
+        single, found = _validate({**shared, "tasks": [task]}, first_index=index)
+        name = task.get("name") if isinstance(task, dict) else None
+        for (section, key), why in shared_problems.items():
+            if isinstance(task, dict) and key in _references(task, section):
+                found.append(f"task {name!r} (tasks[{index}]): uses {section[:-1]} {key!r}, which is invalid: " + "; ".join(why))
+        if single is not None and single.tasks[0].name in names:
+            found.append(f"task {name!r} (tasks[{index}]): name: duplicate task name; task names must be unique")
+        if found:
+            broken.append(BrokenTask(str(name) if isinstance(name, str) else f"tasks[{index}]", tuple(found)))
+        else:
+            valid.append(single.tasks[0])
+            names.add(single.tasks[0].name)
+    config, _ = _validate({**shared, "tasks": []})
+    return config.model_copy(update={"tasks": valid}), broken
+
+
+def _references(task: dict, section: str) -> set[str]:
+    """The datasource or S3 config ids a raw task names."""
+    if section == "datasources":
+        return {side.get("datasource") for side in (task.get("source"), task.get("target")) if isinstance(side, dict)}
+    store, run_config = task.get("store") or {}, task.get("run_config") or {}
+    return {store.get("s3_config_id"), run_config.get("s3_config_id")} if isinstance(store, dict) and isinstance(
+        run_config, dict) else set()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"found the key {key!r} twice (first at line {seen[key] + 1}); keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
