@@ -127,3 +127,30 @@ def test_demo_config_is_valid():
     assert [t.name for t in config.tasks] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders", "demo_lineitem_archive",
                                               "demo_replica"]
     assert yaml.safe_load(DEMO_CONFIG.read_text())["tasks"][0]["type"] == "table_to_table"
+
+
+def _validate(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(path)], capture_output=True, text=True)
+
+
+def test_bad_input_refused_by_validate_with_field_and_limit(tmp_path, monkeypatch):
+    """Held-out bad inputs that used to pass validate: a password with a raw '@' or '%' (named
+    without echoing it), a duplicate key, an unbounded file size, a comment in a custom WHERE."""
+    monkeypatch.setenv("DW_PASSWORD", "p@ss%Zq9x")
+    task = table_task("t1", ("src", "a"), ("dst", "b"), "exports", export_batch_rows=1_000_000_000_000)
+    task["filters"] = {"source_where": "amount > 3 -- big ones"}
+    path = write_config(tmp_path / "sync.yaml", {"src": "sqlite:///s.db", "dst": "postgresql://etl:${DW_PASSWORD}@db:5432/dw"},
+                        STORES, [task])
+    failed = _validate(path)
+    assert failed.returncode == 1
+    assert ("datasources 'dst': url: the user or password holds a raw '@', ':' or '%', so drivers cannot read the URL; "
+            "percent-encode them") in failed.stderr
+    assert "p@ss" not in failed.stderr and "Zq9x" not in failed.stderr
+    assert "task 't1' (tasks[0]): run_config.export_batch_rows: Input should be less than or equal to 5000000" in failed.stderr
+    assert "filters.source_where: remove the comment ('--' or '/* */')" in failed.stderr
+
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text("datasources: {src: {url: 'sqlite:///s.db'}}\ntasks:\n- name: t1\n  run_config: {limit: 10}\n"
+                         "  type: table_to_table\n  run_config: {limit: 20}\n")
+    failed = _validate(duplicate)
+    assert failed.returncode == 1 and "found the key 'run_config' twice (first at line" in failed.stderr

@@ -32,6 +32,9 @@ ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 
 
+MAX_EXPORT_BATCH_ROWS = 5_000_000
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,7 +52,27 @@ class Datasource(Model):
         scheme = url_scheme(url.get_secret_value())
         if scheme not in DIALECTS:
             raise ValueError(f"unsupported URL scheme {scheme!r}; valid schemes: {', '.join(sorted(DIALECTS))}")
+        _refuse_unparsable(url.get_secret_value())
         return url
+
+
+def _refuse_unparsable(url: str) -> None:
+    """A user or password holding a raw '@', ':' or '%' makes the URL mean something else (or
+    nothing) to the drivers. Say so without repeating any of it: it may be a secret."""
+    from sqlalchemy.engine import make_url
+
+    authority = url.partition("://")[2].partition("/")[0]
+    userinfo = authority.rpartition("@")[0]
+    bad_percent = re.search(r"%(?![0-9A-Fa-f]{2})", userinfo)
+    if authority.count("@") > 1 or bad_percent or userinfo.count(":") > 1:
+        raise ValueError(
+            "the user or password holds a raw '@', ':' or '%', so drivers cannot read the URL; percent-encode "
+            "them in the URL or the variable it reads (@ as %40, : as %3A, % as %25; the URL is not shown here)"
+        )
+    try:
+        make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy's message quotes the URL
+        raise ValueError("not a valid database URL (scheme://user:password@host:port/database; not shown here)") from None
 
 
 class LocalStoreConfig(Model):
@@ -95,7 +118,8 @@ class RunConfig(Model):
     s3_config_id: str | None = None
     s3_config_bucket: str | None = None
     mppsql_server_name: str | None = None
-    export_batch_rows: int = Field(100_000, ge=1)
+    # A file is built in memory before it is written: bounded, as Sling and dlt bound theirs.
+    export_batch_rows: int = Field(100_000, ge=1, le=MAX_EXPORT_BATCH_ROWS)
     batch_parallel_size: int = Field(5, ge=1)
     batch_file_format: Literal["csv", "parquet"] = "csv"
     heartbeat_timeout: int = Field(60, ge=1)

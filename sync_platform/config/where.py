@@ -11,6 +11,13 @@ _BOOLEAN_ROOTS = (exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Exists
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Drop, exp.Create, exp.Alter, exp.Command, exp.Merge)
 
 
+def _tokens(text: str) -> list:
+    try:
+        return sqlglot.tokenize(text)
+    except sqlglot.errors.SqlglotError:
+        return []  # the parse below says what is wrong
+
+
 def validate_custom_where(text: str) -> str:
     """Return `text` if it is exactly one boolean expression; raise ValueError saying why not."""
     stripped = text.strip()
@@ -18,6 +25,9 @@ def validate_custom_where(text: str) -> str:
         raise ValueError("a custom WHERE cannot be empty")
     if stripped.endswith(";"):
         raise ValueError("remove the trailing ';': a custom WHERE is one expression, not a statement")
+    if any(token.comments for token in _tokens(stripped)):
+        # The platform appends to the WHERE (windows, keys): a `--` comment would swallow them.
+        raise ValueError("remove the comment ('--' or '/* */'): a custom WHERE is one expression, without comments")
     try:
         statements = [s for s in sqlglot.parse(f"SELECT 1 FROM t WHERE {stripped}") if s is not None]
     except sqlglot.errors.SqlglotError as error:
