@@ -29,14 +29,22 @@ def _platform(tmp_path, source_url: str, target_url: str, source: str = "t", tar
     return Platform(load_config(config)), config
 
 
-def test_non_finite_floats_changed_in_the_target_are_found(pg_url, tmp_path):
+def _copied(pg_url: str, tmp_path, *statements: str):
+    """A PostgreSQL table `t` made by `statements`, copied to `t_copy` in the same database."""
     with psycopg.connect(pg_url) as conn:
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, x float8, y real)")
-        conn.execute("INSERT INTO t VALUES (1, 'Infinity', 'Infinity'), (2, '-Infinity', '-Infinity'), (3, 'NaN', 'NaN'), (4, 1.5, 1.5)")
+        for statement in statements:
+            conn.execute(statement)
     platform, _ = _platform(tmp_path, pg_url, pg_url)
     table = platform.table_sync("t")
     platform.export(table)
     platform.load(table)
+    return platform, table
+
+
+def test_non_finite_floats_changed_in_the_target_are_found(pg_url, tmp_path):
+    platform, table = _copied(
+        pg_url, tmp_path, "CREATE TABLE t (id int PRIMARY KEY, x float8, y real)",
+        "INSERT INTO t VALUES (1, 'Infinity', 'Infinity'), (2, '-Infinity', '-Infinity'), (3, 'NaN', 'NaN'), (4, 1.5, 1.5)")
     assert all(platform.diff(table, a).same for a in ("md5diff", "hashdiff"))
     with psycopg.connect(pg_url) as conn:
         conn.execute("UPDATE t_copy SET x = '-Infinity' WHERE id = 1")
@@ -49,14 +57,9 @@ def test_non_finite_floats_changed_in_the_target_are_found(pg_url, tmp_path):
 
 
 def test_an_enum_column_is_the_same_as_its_text_copy(pg_url, tmp_path):
-    with psycopg.connect(pg_url) as conn:
-        conn.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
-        conn.execute("CREATE TABLE t (id int PRIMARY KEY, m mood)")
-        conn.execute("INSERT INTO t SELECT i, (ARRAY['sad','ok','happy']::mood[])[1 + i % 3] FROM generate_series(1, 50) i")
-    platform, _ = _platform(tmp_path, pg_url, pg_url)
-    table = platform.table_sync("t")
-    platform.export(table)
-    platform.load(table)
+    platform, table = _copied(
+        pg_url, tmp_path, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')", "CREATE TABLE t (id int PRIMARY KEY, m mood)",
+        "INSERT INTO t SELECT i, (ARRAY['sad','ok','happy']::mood[])[1 + i % 3] FROM generate_series(1, 50) i")
     results = [platform.diff(table, a) for a in ("countdiff", "md5diff", "hashdiff")]
     assert all(r.same for r in results), results
 
