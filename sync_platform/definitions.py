@@ -25,7 +25,7 @@ from .config import default_config_path
 from .config.loader import BrokenTask
 from .config.models import DatabaseToDatabaseTask, LocalStoreConfig, TaskBase
 from .engine.dialects import url_scheme
-from .operations import OPERATION_JOBS
+from .operations import build_operation_jobs
 from .platform import Platform
 from .resources import SyncPlatformResource
 
@@ -103,7 +103,7 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs, *OPERATION_JOBS],
+        jobs=[*jobs, *build_operation_jobs(list(platform.table_syncs), sorted(config.s3_configs))],
         schedules=schedules,
         sensors=sensors,
         resources={naming.RESOURCE_KEY: SyncPlatformResource(config_path=str(Path(config_path).resolve()))},

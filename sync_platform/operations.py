@@ -6,11 +6,13 @@ source table's asset for source cleanups, on the export asset for export-file cl
 # No `from __future__ import annotations`: Dagster reads the context, config and resource annotations.
 
 import getpass
+import hashlib
 import os
 import socket
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
+from enum import Enum
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -132,7 +134,7 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
 def _cleanup_metadata(progress: CleanupProgress | None, config: CleanSourceConfig, status: str, interlock: str) -> dict:
     metadata = {
         "status": status,
-        "task": config.task,
+        "task": _plain(config.task),
         "partition": config.partition or "",
         "batch_size": config.batch_size,
         "dry_run": config.dry_run,
@@ -184,11 +186,11 @@ def settled(instance: dg.DagsterInstance, platform: Platform, table: TableSync) 
     return settle
 
 
-@dg.op(description="Delete a task table's source rows that the target holds identically, in rounds "
-                   "(the spec's 'clean source data').")
 def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig, sync: SyncPlatformResource) -> None:
+    """Delete a task table's source rows that the target holds identically, in rounds (the spec's
+    'clean source data')."""
     platform = sync.platform
-    table = _table(platform, config.task, config.table)
+    table = _table(platform, _plain(config.task), config.table)
     source_key = naming.source_asset_key(table.task, table.source.table)
     partition = config.partition
     try:
@@ -250,10 +252,10 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     context.log.info(f"{status}: {summary}")
 
 
-@dg.op(description="Delete a task table's (partition's) export files and manifest from the store.")
 def delete_export_files(context: dg.OpExecutionContext, config: CleanExportsConfig, sync: SyncPlatformResource) -> None:
+    """Delete a task table's (partition's) export files and manifest from the store."""
     platform = sync.platform
-    table = _table(platform, config.task, config.table)
+    table = _table(platform, _plain(config.task), config.table)
     try:
         location, deleted = platform.clean_exports(table, config.partition)
     except ValueError as error:
@@ -267,31 +269,69 @@ def delete_export_files(context: dg.OpExecutionContext, config: CleanExportsConf
     context.log.info(f"{status}: {deleted} objects under {location}")
 
 
-@dg.op(description="The spec's S3 connection test: put, get and delete a small object.")
 def s3_round_trip(context: dg.OpExecutionContext, config: S3TestConfig, sync: SyncPlatformResource) -> None:
+    """The spec's S3 connection test: put, get and delete a small object."""
     from .engine.stores import StoreError
 
     try:
-        store = sync.platform.store_for(config.s3_config_id, config.bucket)
+        store = sync.platform.store_for(_plain(config.s3_config_id), config.bucket)
         store.round_trip()
     except (KeyError, StoreError) as error:
         raise dg.Failure(description=f"connection test failed: {error.args[0]}") from None
     context.log.info(f"connection test succeeded ({store.url('')})")
 
 
-@dg.job(name=naming.CLEAN_SOURCE_JOB, description="Delete verified rows from a task's source table, in rounds.")
-def clean_source_job():
-    delete_source_rows()
+def _plain(value) -> str:
+    """A launchpad choice (an Enum member) or a string, as the string."""
+    return value.value if isinstance(value, Enum) else value
 
 
-@dg.job(name=naming.CLEAN_EXPORTS_JOB, description="Delete a task's export files.")
-def clean_exports_job():
-    delete_export_files()
+def _choices(name: str, values: list[str]) -> type:
+    """The declared ids as an enum the launchpad validates and completes (str when none exist).
+    Dagster knows config types by name, so the name carries a digest of the values."""
+    if not values:
+        return str
+    digest = hashlib.sha1("\0".join(values).encode()).hexdigest()[:8]
+    return Enum(f"{name}_{digest}", {value: value for value in values})
 
 
-@dg.job(name=naming.TEST_S3_JOB, description="Test an S3 config: put, get and delete a small object.")
-def test_s3_job():
-    s3_round_trip()
+def build_operation_jobs(tasks: list[str], s3_configs: list[str]) -> list[dg.JobDefinition]:
+    """clean_source, clean_exports and test_s3_connection, their launchpad config typed with the
+    configuration's task names and S3 config ids: the launchpad scaffolds the defaults, completes
+    the names and refuses an unknown one before the run starts."""
+    Task, S3Config = _choices("Task", tasks), _choices("S3ConfigId", s3_configs)  # noqa: N806 - types
 
+    class CleanSource(CleanSourceConfig):
+        task: Task
 
-OPERATION_JOBS = [clean_source_job, clean_exports_job, test_s3_job]
+    class CleanExports(CleanExportsConfig):
+        task: Task
+
+    class S3Test(S3TestConfig):
+        s3_config_id: S3Config
+
+    @dg.op(name=CLEAN_SOURCE_OP, description=delete_source_rows.__doc__)
+    def clean_source_op(context: dg.OpExecutionContext, config: CleanSource, sync: SyncPlatformResource) -> None:
+        delete_source_rows(context, config, sync)
+
+    @dg.op(name=CLEAN_EXPORTS_OP, description=delete_export_files.__doc__)
+    def clean_exports_op(context: dg.OpExecutionContext, config: CleanExports, sync: SyncPlatformResource) -> None:
+        delete_export_files(context, config, sync)
+
+    @dg.op(name=TEST_S3_OP, description=s3_round_trip.__doc__)
+    def test_s3_op(context: dg.OpExecutionContext, config: S3Test, sync: SyncPlatformResource) -> None:
+        s3_round_trip(context, config, sync)
+
+    @dg.job(name=naming.CLEAN_SOURCE_JOB, description="Delete verified rows from a task's source table, in rounds.")
+    def clean_source_job():
+        clean_source_op()
+
+    @dg.job(name=naming.CLEAN_EXPORTS_JOB, description="Delete a task's export files.")
+    def clean_exports_job():
+        clean_exports_op()
+
+    @dg.job(name=naming.TEST_S3_JOB, description="Test an S3 config: put, get and delete a small object.")
+    def test_s3_job():
+        test_s3_op()
+
+    return [clean_source_job, clean_exports_job, test_s3_job]

@@ -132,3 +132,25 @@ def test_a_partition_check_of_a_single_run_table_executes_and_reads_per_partitio
                    {"key": {"path": ranged}})["assetNodeOrError"]
     [check] = node["assetChecksOrError"]["checks"]
     assert check["partitionDefinition"]["description"].startswith("Monthly")
+
+
+def test_the_launchpad_offers_and_checks_the_declared_tasks(partitioned_ui):
+    """clean_source's launchpad config types `task` as the declared (valid) tasks: Launch with an
+    unknown name is refused before any run starts, naming the value."""
+    base, instance, _ = partitioned_ui
+    mutation = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+        ... on RunConfigValidationInvalid { errors { message } } ... on LaunchRunSuccess { run { runId } } } }"""
+    selector = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__",
+                "jobName": "clean_source"}
+
+    def launch(task: str) -> dict:
+        config = {"ops": {"delete_source_rows": {"config": {"task": task, "partition": MONTHS[0], "dry_run": True}}}}
+        return graphql(base, mutation, {"params": {"selector": selector, "runConfigData": config}})["launchRun"]
+
+    before = len(instance.get_runs())
+    for task in ("montly", "broken"):  # a typo, and an invalid task (not offered)
+        refused = launch(task)
+        assert refused["__typename"] == "RunConfigValidationInvalid", refused
+        assert "not in enum type" in refused["errors"][0]["message"] and task in refused["errors"][0]["message"]
+    assert len(instance.get_runs()) == before  # nothing was launched
+    assert launch("monthly")["__typename"] == "LaunchRunSuccess"
