@@ -56,7 +56,7 @@ def test_schedule_timezone_overrides_source_timezone(tmp_path):
 @pytest.mark.parametrize(
     "schedule, message",
     [
-        ({"cron": "61 * * * *"}, "schedule.CronSchedule.cron: invalid cron '61 * * * *': give 5 fields"),
+        ({"cron": "61 * * * *"}, "schedule.cron: invalid cron '61 * * * *': give 5 fields"),
         ({"cron": "* * *"}, "invalid cron '* * *'"),
         ({"cron": "0 2 * * *", "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
         ("hourly", "schedule"),

@@ -154,3 +154,13 @@ def test_bad_input_refused_by_validate_with_field_and_limit(tmp_path, monkeypatc
                          "  type: table_to_table\n  run_config: {limit: 20}\n")
     failed = _validate(duplicate)
     assert failed.returncode == 1 and "found the key 'run_config' twice (first at line" in failed.stderr
+
+
+def test_a_bad_schedule_names_only_the_branch_written(tmp_path):
+    """A cron mapping is not also reported as "Input should be 'immediate'", and a word names both forms."""
+    task = table_task("t1", ("src", "a"), ("dst", "b"), "exports")
+    problems = _problems(tmp_path, [{**task, "schedule": {"cron": "61 * * * *"}}])
+    assert len(problems) == 1 and problems[0].startswith("task 't1' (tasks[0]): schedule.cron: invalid cron '61 * * * *'")
+    problems = _problems(tmp_path, [{**task, "schedule": "sometimes"}])
+    assert problems == ["task 't1' (tasks[0]): schedule: unknown value 'sometimes'; valid values: immediate, or a mapping "
+                        "{cron: '<minute hour day-of-month month day-of-week>', timezone: <IANA zone>}"]

@@ -169,6 +169,21 @@ def _read(path: Path) -> dict:
     return raw
 
 
+# schedule is `immediate` or a mapping {cron, timezone}: pydantic reports each branch it tried.
+_SCHEDULE_BRANCHES = ("literal['immediate']", "CronSchedule")
+
+
+def _other_branch(error: dict) -> bool:
+    """An error of the schedule branch the operator did not write (a mapping is a cron schedule,
+    a word is `immediate`): reporting it too only confuses."""
+    loc, value = error["loc"], error.get("input")
+    if "literal['immediate']" in loc:
+        return isinstance(value, dict)
+    if "CronSchedule" in loc and len(loc) == loc.index("CronSchedule") + 1:
+        return not isinstance(value, dict)
+    return False
+
+
 def _validate(raw: dict, first_index: int = 0) -> tuple[SyncConfig | None, list[str]]:
     """The validated configuration of `raw` (None if invalid) and every problem found."""
     problems: list[str] = []
@@ -178,8 +193,15 @@ def _validate(raw: dict, first_index: int = 0) -> tuple[SyncConfig | None, list[
     except ValidationError as error:
         fields = _field_names()
         for e in error.errors():
+            if _other_branch(e):
+                continue
             loc = e["loc"] + (e["ctx"]["discriminator"].strip("'"),) if e["type"] == "union_tag_invalid" else e["loc"]
-            problems.append(f"{_describe(loc, raw, first_index)}: {_message(e, fields)}")
+            message = _message(e, fields)
+            if "literal['immediate']" in loc:
+                message = (f"unknown value {e.get('input')!r}; valid values: immediate, or a mapping "
+                           "{cron: '<minute hour day-of-month month day-of-week>', timezone: <IANA zone>}")
+            loc = tuple(part for part in loc if part not in _SCHEDULE_BRANCHES)
+            problems.append(f"{_describe(loc, raw, first_index)}: {message}")
         return None, problems
     problems += _cross_references(config, first_index)
     return (None if problems else config), problems
