@@ -49,11 +49,11 @@ class Attempt:
         if self.record.get("host") != socket.gethostname() or not self.record.get("pid"):
             return None
         try:
-            os.kill(int(self.record["pid"]), 0)
+            os.kill(int(self.record["pid"]), 0)  # signal 0: only asks whether the process exists
         except ProcessLookupError:
             return False
-        except PermissionError:
-            return True
+        except PermissionError:  # it exists, as another user's
+            pass
         return True
 
     def committed(self, round_committed: Callable[[tuple, tuple], bool] | None) -> Committed:
