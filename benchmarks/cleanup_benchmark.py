@@ -31,7 +31,7 @@ from sync_benchmark import LINEITEM_DDL, database_url, ensure_source  # noqa: E4
 from sync_platform.engine.cleanup import CleanupRequest, clean_in_rounds  # noqa: E402
 from sync_platform.engine.columns import TableName  # noqa: E402
 from sync_platform.engine.diff import Side  # noqa: E402
-from sync_platform.engine.dialects import dialect_for  # noqa: E402
+from sync_platform.engine.dialects import database_for  # noqa: E402
 from sync_platform.engine.filters import RowFilter, TimeWindow  # noqa: E402
 
 SLICE = RowFilter(windows=(TimeWindow("l_shipdate", datetime(1990, 1, 1), datetime(1995, 1, 1)),))
@@ -68,10 +68,10 @@ def fresh_work_table(source_url: str) -> int:
 def measure(source_url: str, target_url: str | None, batch_size: int) -> tuple[float, int, int]:
     """(seconds, rows deleted, rounds) of one cleanup of the slice from a fresh lineitem_work."""
     expected = fresh_work_table(source_url)
-    proof = Side(dialect_for(target_url), TableName("lineitem")) if target_url else None
+    proof = Side(database_for(target_url), TableName("lineitem")) if target_url else None
     request = CleanupRequest(TableName("lineitem_work"), SLICE, batch_size, proof=proof)
     started = time.perf_counter()
-    progress = clean_in_rounds(dialect_for(source_url), request)
+    progress = clean_in_rounds(database_for(source_url), request)
     seconds = time.perf_counter() - started
     with psycopg.connect(source_url) as conn:
         left = conn.execute(f"SELECT count(*) FROM lineitem_work WHERE {IN_SLICE}").fetchone()[0]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sync_benchmark import database_url, ensure_source  # noqa: E402
 
-from sync_platform.engine import TableName, dialect_for  # noqa: E402
+from sync_platform.engine import TableName, database_for  # noqa: E402
 from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff  # noqa: E402
 
 KEY = ("l_orderkey", "l_linenumber")
@@ -104,7 +104,7 @@ def count_star(url: str, table: str) -> int:
 
 def ours(src: str, dst: str, table: str, algorithm: str, **options):
     return diff(
-        Side(dialect_for(src), TableName(table)), Side(dialect_for(dst), TableName(table)),
+        Side(database_for(src), TableName(table)), Side(database_for(dst), TableName(table)),
         DiffOptions(algorithm=algorithm, **options),
     )
 
@@ -125,9 +125,9 @@ def copy_into(url: str, changed_pg: str, folder: Path) -> None:
     from sync_platform.engine.stores import LocalStore
 
     store = LocalStore(str(folder))
-    export_table(dialect_for(changed_pg), store, ExportRequest("bench", TableName("lineitem"), "bench/lineitem",
+    export_table(database_for(changed_pg), store, ExportRequest("bench", TableName("lineitem"), "bench/lineitem",
                                                                  file_format("parquet"), batch_rows=500_000))
-    target = dialect_for(url)
+    target = database_for(url)
     with target.write_session() as session:
         session.execute("DROP TABLE IF EXISTS lineitem")
     import_export(target, store, "bench/lineitem", TableName("lineitem"))
@@ -160,9 +160,9 @@ def cross_dialect(src: str, dst: str, expected: dict, mysql_url: str | None, fol
         copy_into(url, dst, folder)
         for left, right, label, want in ((src, url, f"postgresql -> {name}", expected),
                                          (url, src, f"{name} -> postgresql", {k: flipped[v] for k, v in expected.items()})):
-            sides = (Side(dialect_for(left), TableName("lineitem")), Side(dialect_for(right), TableName("lineitem")))
+            sides = (Side(database_for(left), TableName("lineitem")), Side(database_for(right), TableName("lineitem")))
             with ThreadPoolExecutor(2) as pool:
-                reference, _ = timed(lambda: list(pool.map(lambda s: s.dialect.count_rows(s.table), sides)))
+                reference, _ = timed(lambda: list(pool.map(lambda s: s.database.count_rows(s.table), sides)))
             rows.append((label, "count(*) both, parallel", reference, 1.0, "reference"))
             for algorithm in ("countdiff", "md5diff", "hashdiff"):
                 seconds, r = timed(lambda: diff(*sides, DiffOptions(algorithm=algorithm)))
@@ -197,7 +197,7 @@ def main() -> None:
         print(f"{pair:<26}{name:<26}{seconds:>9.2f}{ratio:>12.1f}  {note}")
     if args.only_cross:
         return
-    columns = [c.name for c in dialect_for(src).reflect(TableName("lineitem")).columns if c.name not in KEY]
+    columns = [c.name for c in database_for(src).reflect(TableName("lineitem")).columns if c.name not in KEY]
 
     results: list[tuple[str, float, str]] = []
 

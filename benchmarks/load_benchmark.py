@@ -1,7 +1,7 @@
 """How long a code location with many tables takes to load (issue 5: 1000 tables in <= 3 s).
 
 Each figure is the best of --repeat fresh Python processes doing what Dagster's code server does
-at load: import sync_platform.definitions, build the definitions from the config (for a
+at load: import sync_platform.defs.location, build the definitions from the config (for a
 whole_database task: from its cached table list, no source query), resolve every job and take the
 repository snapshot the UI is served from. The reference, measured in the same run, is the same
 load for a task of one table.
@@ -25,7 +25,7 @@ LOAD = """
 import time, warnings
 warnings.simplefilter("ignore")
 started = time.perf_counter()
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 imported = time.perf_counter()
 defs = build_definitions({config!r})
 repository = defs.get_repository_def()

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from .config.loader import platform_home
 from .config.models import DatabaseToDatabaseTask, SyncConfig
-from .engine import dialect_for
+from .engine import database_for
+from .errors import SyncPlatformError
 
 
-class TablesNotDiscovered(Exception):
+class TablesNotDiscovered(SyncPlatformError):
     """No usable cached table list for a whole_database task; the message says how to get one."""
 
 
@@ -113,17 +114,17 @@ class TableListCache:
 
     def refresh(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> DiscoveredTables:
         """Query the source for its tables and write the list (atomically)."""
-        def dialect(side):
-            return dialect_for(config.datasources[side.datasource].url.get_secret_value(), timezone=task.run_config.source_timezone)
+        def database(side):
+            return database_for(config.datasources[side.datasource].url.get_secret_value(), timezone=task.run_config.source_timezone)
 
-        source = dialect(task.source)
+        source = database(task.source)
         try:
             tables = source.list_tables(task.source.schema_name)
         finally:
             source.close()
         if not tables:
             raise ValueError(f"task {task.name!r}: {source_identity(config, task)} has no tables")
-        check_names_hold(task.name, tables, dialect(task.target).max_identifier_length)
+        check_names_hold(task.name, tables, database(task.target).dialect.max_identifier_length)
         discovered = DiscoveredTables(task.name, source_identity(config, task), tuple(tables), datetime.now(timezone.utc))
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(task.name)

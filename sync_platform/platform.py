@@ -1,4 +1,4 @@
-"""Binds a validated configuration to the engine: which dialect, store and folder each synced
+"""Binds a validated configuration to the engine: which database, store and folder each synced
 table uses, and the three stages (export, import, diff) as plain calls. The Dagster layer and the
 CLI both go through here; neither talks to the engine directly."""
 
@@ -15,10 +15,8 @@ from .config.loader import BrokenTask, load_valid_tasks
 from .config.models import (
     DatabaseToDatabaseTask,
     FilterConfig,
-    LocalStoreConfig,
     PartitionConfig,
     RunConfig,
-    S3StoreConfig,
     SyncConfig,
     TableRef,
     TaskBase,
@@ -26,19 +24,20 @@ from .config.models import (
 from .config.where import validate_custom_where
 from .discovery import TableListCache, TablesNotDiscovered
 from .engine import (
-    Dialect,
+    Database,
     ExportRequest,
     ExportResult,
     ImportResult,
-    dialect_for,
+    database_for,
     export_table,
     file_format,
     import_export,
 )
-from .engine.cleanup import CleanupProgress, CleanupRefused, CleanupRequest, clean_in_rounds, round_committed
+from .engine.cleanup import CleanupProgress, CleanupRequest, clean_in_rounds, round_committed
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
-from .engine.errors import ExportIncomplete, QueryTimeout
+from .engine.errors import CleanupRefused, ExportIncomplete, QueryTimeout
+from .errors import SyncPlatformError, UnknownName, one_line
 from .engine.filters import (
     Condition,
     RowFilter,
@@ -47,11 +46,16 @@ from .engine.filters import (
     partition_window,
 )
 from .engine.manifest import Manifest, read_manifest
-from .engine.stores import LocalStore, ObjectStore, S3Store
+from .engine.dialects import DATABASES
+from .engine.stores import STORES, ObjectStore, store_from_config
 
 
 # A diff query (one scan of a slice) may run this many heartbeat_timeouts before the server cancels it.
 DIFF_QUERY_HEARTBEATS = 10
+
+
+class PartitionKeyError(SyncPlatformError, ValueError):
+    """A partition key given to an unpartitioned table, or missing for a partitioned one."""
 
 
 @dataclass(frozen=True)
@@ -83,29 +87,15 @@ class TableSync:
     def partition_window(self, partition_key: str | None) -> TimeWindow | None:
         if self.partition is None:
             if partition_key is not None:
-                raise ValueError(f"task {self.task!r} is not partitioned; run it without a partition key")
+                raise PartitionKeyError(f"task {self.task!r} is not partitioned; run it without a partition key")
             return None
         if partition_key is None:
-            raise ValueError(f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key")
+            raise PartitionKeyError(f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key")
         return partition_window(self.partition.column, self.partition.granularity, partition_key)
 
 
-def s3_client(config: S3StoreConfig):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=config.endpoint_url,
-        region_name=config.region,
-        aws_access_key_id=config.access_key_id.get_secret_value() if config.access_key_id else None,
-        aws_secret_access_key=config.secret_access_key.get_secret_value() if config.secret_access_key else None,
-        config=Config(
-            s3={"addressing_style": "path" if config.path_style else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=10,
-        ),
-    )
+class TaskLeftOut(SyncPlatformError):
+    """The task is declared but not valid, so the running platform left it out (the message says why)."""
 
 
 class Platform:
@@ -174,36 +164,61 @@ class Platform:
     def all_table_syncs(self) -> list[TableSync]:
         return [t for tables in self.table_syncs.values() for t in tables]
 
-    def table_sync(self, task: str, table: str | None = None) -> TableSync:
+    def tables_of(self, task: str) -> list[TableSync]:
+        """The task's tables; TaskLeftOut for a task that is not valid, UnknownName for no such task."""
         if task in self.broken:
-            raise KeyError(f"task {task!r} is not valid, so it was left out: " + "; ".join(self.broken[task].problems))
+            raise TaskLeftOut(f"task {task!r} is not valid, so it was left out: " + "; ".join(self.broken[task].problems))
         if task not in self.table_syncs:
-            raise KeyError(f"no task {task!r}; tasks are {sorted(self.table_syncs)}")
-        tables = self.table_syncs[task]
+            raise UnknownName("task", task, sorted(self.table_syncs))
+        return self.table_syncs[task]
+
+    def table_sync(self, task: str, table: str | None = None) -> TableSync:
+        """One table of the task, by source or target name (with or without schema); the only one
+        when `table` is None."""
+        tables = self.tables_of(task)
         if table is None and len(tables) == 1:
             return tables[0]
         for t in tables:
             if table in (t.source.table, t.target.table, t.source.table_name.name, t.target.table_name.name):
                 return t
         names = [t.source.table_name.name for t in tables]
-        raise KeyError(f"task {task!r} has no table {table!r}; tables are {names}" if table else
-                       f"task {task!r} has {len(names)} tables; name one of {names}")
+        if table is None:
+            raise SyncPlatformError(f"task {task!r} has {len(names)} tables; name one of them: {', '.join(names)}")
+        raise UnknownName("table", table, names, owner=f"task {task!r}")
+
+    def preflight(self, table: TableSync) -> list[str]:
+        """What can be checked before anything is written, each problem one line: the source table
+        is readable, the target database and the store are reachable."""
+        problems = []
+        for check in (lambda: self.database(table.source, table.run_config).reflect(table.source.table_name),
+                      lambda: self.database(table.target, table.run_config).check_connection(),
+                      lambda: self.store(table).check()):
+            try:
+                check()
+            except Exception as error:  # noqa: BLE001 - every cause is reported, not only the first
+                problems.append(one_line(error))
+        return problems
 
     # --- engine objects --------------------------------------------------------------------------
-    def dialect(self, ref: TableRef, run_config: RunConfig) -> Dialect:
+    def database(self, ref: TableRef, run_config: RunConfig) -> Database:
         url = self.config.datasources[ref.datasource].url.get_secret_value()
-        return dialect_for(url, timezone=run_config.source_timezone)
+        return database_for(url, timezone=run_config.source_timezone)
 
     def store(self, table: TableSync) -> ObjectStore:
         return self.store_for(table.store_id, table.bucket)
 
     def store_for(self, store_id: str, bucket: str | None = None) -> ObjectStore:
         if store_id not in self.config.s3_configs:
-            raise KeyError(f"no S3 config {store_id!r}; S3 configs are {sorted(self.config.s3_configs)}")
-        config = self.config.s3_configs[store_id]
-        if isinstance(config, LocalStoreConfig):
-            return LocalStore(config.path)
-        return S3Store(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix)
+            raise UnknownName("S3 config", store_id, sorted(self.config.s3_configs))
+        return store_from_config(self.config.s3_configs[store_id], bucket)
+
+    def kinds(self, table: TableSync) -> tuple[str, str, str]:
+        """What the table's source database, store and target database are, as registered kinds
+        ("postgresql", "s3", "sqlite"...)."""
+        datasources = self.config.datasources
+        return (DATABASES[datasources[table.source.datasource].scheme].kind,
+                STORES[self.config.s3_configs[table.store_id].type].kind,
+                DATABASES[datasources[table.target.datasource].scheme].kind)
 
     def host_of(self, ref: TableRef) -> str | None:
         """The database server's host name (None for a file database)."""
@@ -261,7 +276,7 @@ class Platform:
             where=self.row_filter(table, "source", anchor, partition_key),
             extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
         )
-        return export_table(self.dialect(table.source, rc), self.store(table), request)
+        return export_table(self.database(table.source, rc), self.store(table), request)
 
     def load(self, table: TableSync, partition_key: str | None = None) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)
@@ -270,7 +285,7 @@ class Platform:
         manifest = read_manifest(store, folder)  # no export, no import: ExportIncomplete says so
         where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
         return import_export(
-            self.dialect(table.target, table.run_config), store, folder, table.target.table_name, where, manifest
+            self.database(table.target, table.run_config), store, folder, table.target.table_name, where, manifest
         )
 
     def diff(
@@ -292,9 +307,9 @@ class Platform:
         anchor = self.export_anchor(table, self.latest_manifest(table, partition_key))
         sides = []
         for ref, side in ((table.source, "source"), (table.target, "target")):
-            dialect = self.dialect(ref, rc)
-            dialect.statement_timeout = DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout  # a runaway query stops on the server
-            sides.append(Side(dialect, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
+            database = self.database(ref, rc)
+            database.statement_timeout = DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout  # a runaway query stops on the server
+            sides.append(Side(database, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
         try:
             return diff(*sides, options, logger)
         except QueryTimeout as error:
@@ -327,8 +342,8 @@ class Platform:
                 f"task {table.task!r}, table {table.source.table}: no WHERE, no filters and no partition would delete "
                 "the whole table; give a where, or all_rows: true to mean it"
             )
-        source = self.dialect(table.source, table.run_config)
-        proof = Side(self.dialect(table.target, table.run_config), table.target.table_name)
+        source = self.database(table.source, table.run_config)
+        proof = Side(self.database(table.target, table.run_config), table.target.table_name)
         if force and not source.reflect(table.source.table_name).primary_key:
             proof = None
         request = CleanupRequest(table.source.table_name, row_filter, batch_size, dry_run, proof, table.run_config.limit)
@@ -336,7 +351,7 @@ class Platform:
 
     def round_committed(self, table: TableSync, keyed_by: tuple[str, ...], probe: tuple) -> bool:
         """Whether the round a dead cleanup was committing (one of its keys: `probe`) committed."""
-        return round_committed(self.dialect(table.source, table.run_config), table.source.table_name, keyed_by, probe)
+        return round_committed(self.database(table.source, table.run_config), table.source.table_name, keyed_by, probe)
 
     def clean_exports(self, table: TableSync, partition_key: str | None = None) -> tuple[str, int]:
         """Delete the table's (partition's) export files and manifest: (location, objects deleted)."""

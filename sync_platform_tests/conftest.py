@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 PG_URL = os.environ.get("SYNC_TEST_PG_URL")
 MYSQL_URL = os.environ.get("SYNC_TEST_MYSQL_URL")
 S3_ENDPOINT = os.environ.get("SYNC_TEST_S3_ENDPOINT")
@@ -38,7 +39,7 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    shutil.copyfile(PROJECT_DAGSTER_YAML, tmp_path / "dagster_home" / "dagster.yaml")  # the embedded default
 
 
 @contextmanager
@@ -216,7 +217,7 @@ def wait_for(condition, what: str, timeout: float = 120):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-_SELECTOR = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__"}
+_SELECTOR = {"repositoryLocationName": "sync_platform", "repositoryName": "__repository__"}
 
 
 def ui_launch(base: str, job: str, run_config: dict | None = None) -> str:

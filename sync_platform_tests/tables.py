@@ -4,7 +4,7 @@ read back through its own reader."""
 
 from __future__ import annotations
 
-from sync_platform.engine import TableName, TableSchema, dialect_for
+from sync_platform.engine import TableName, TableSchema, database_for
 from sync_platform.engine.columns import Column, Kind
 
 ZONE = "Asia/Shanghai"  # the default source_timezone: naive values and literals are read in it
@@ -12,35 +12,36 @@ ID = Column("id", Kind.INT32, nullable=False)
 
 
 def insert_sql(dialect, table: str, names: list[str]) -> str:
+    """An INSERT of one row in the dialect's SQL (its quoting and placeholders)."""
     return (f"INSERT INTO {dialect.qualified(TableName(table))} ({', '.join(dialect.quote(n) for n in names)}) "
             f"VALUES ({', '.join(dialect.param for _ in names)})")
 
 
 def create_table(url: str, table: str, schema: TableSchema, rows: list[dict], row_by_row: bool = False) -> None:
     """`row_by_row`: one transaction a row, so a value the database cannot hold fails alone."""
-    dialect = dialect_for(url, ZONE)
-    names = schema.names
-    with dialect.write_session() as session:
+    database = database_for(url, ZONE)
+    dialect, names = database.dialect, schema.names
+    with database.write_session() as session:
         session.execute(dialect.create_table_sql(TableName(table), schema))
         if not row_by_row:
             session.execute_many(insert_sql(dialect, table, names),
                                  [tuple(dialect.param_value(r.get(n)) for n in names) for r in rows])
     if row_by_row:
         for row in rows:
-            with dialect.write_session() as session:
+            with database.write_session() as session:
                 session.execute(insert_sql(dialect, table, names), tuple(dialect.param_value(row.get(n)) for n in names))
-    dialect.close()
+    database.close()
 
 
 def read_table(url: str, table: str, key: str = "id") -> tuple[dict, TableSchema]:
     """The rows by `key`, as the side's own reader gives them, and the schema it reflects."""
-    dialect = dialect_for(url, ZONE)
+    database = database_for(url, ZONE)
     name = TableName(table)
-    schema = dialect.reflect(name)
-    return {r[key]: r for b in dialect.read_batches(name, schema, order_by=key) for r in b.to_pylist()}, schema
+    schema = database.reflect(name)
+    return {r[key]: r for b in database.read_batches(name, schema, order_by=key) for r in b.to_pylist()}, schema
 
 
 def execute(url: str, sql: str, params: tuple = ()) -> int:
-    dialect = dialect_for(url, ZONE)
-    with dialect.write_session() as session:
-        return session.execute(sql, tuple(dialect.param_value(p) for p in params))
+    database = database_for(url, ZONE)
+    with database.write_session() as session:
+        return session.execute(sql, tuple(database.dialect.param_value(p) for p in params))

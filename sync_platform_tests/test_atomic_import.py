@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from sync_platform.config import load_config
-from sync_platform.engine import TableName, dialect_for
+from sync_platform.engine import TableName, database_for
 from sync_platform.engine.errors import ExportIncomplete
 from sync_platform.engine.stores import LocalStore
 from sync_platform.platform import Platform
@@ -105,7 +105,7 @@ def test_interrupted_import_leaves_target_as_it_was(target, error, pg_url, tmp_p
     _numbers_table(pg_url, "source_rows", 300, "old-")
     platform.export(table)
     platform.load(table)
-    dialect = dialect_for(target_url)
+    dialect = database_for(target_url)
     old = [r for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows"))) for r in b.to_pylist()]
     _numbers_table(pg_url, "source_rows", 5000, "new-")
     platform.export(table)
@@ -206,7 +206,7 @@ def test_slice_replace_readers_keep_old_rows_until_commit(pg_url, tmp_path, monk
     _numbers_table(pg_url, "source_rows", 100, "new-")  # the new content of ids 1..100
     platform.export(table)
 
-    target = dialect_for(pg_url)
+    target = database_for(pg_url)
     slice_load = lambda: import_export(  # noqa: E731
         target, platform.store(table), table.export_folder(), TableName("target_rows"), where='"id" <= 100'
     )

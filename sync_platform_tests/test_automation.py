@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from sync_platform.assets import SCHEDULED_TIME_TAG
+from sync_platform.defs.naming import SCHEDULED_TIME_TAG
 from sync_platform.config import ConfigError, load_config
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 
 from .conftest import table_task, write_config
 

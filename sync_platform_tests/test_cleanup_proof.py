@@ -18,13 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from sync_platform.cli import main as cli
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 from sync_platform.engine.cleanup import CleanupRequest, clean_in_rounds, round_committed
 from sync_platform.engine.columns import TableName
 from sync_platform.engine.diff import Side
-from sync_platform.engine.dialects import dialect_for
+from sync_platform.engine.dialects import database_for
 from sync_platform.engine.filters import RowFilter, TimeWindow
-from sync_platform.operations import CLEAN_SOURCE_OP
+from sync_platform.defs.naming import CLEAN_SOURCE_OP
 
 from .conftest import graphql, running_ui, table_task, ui_launch, wait_for, wait_for_run, write_config
 
@@ -143,7 +143,7 @@ def test_a_round_holds_its_rows_and_leaves_rows_inserted_meanwhile(pg_url):
     slice meanwhile is not among its keys: it survives."""
     _create_events(pg_url, january=30, february=0)
     _execute(pg_url, "CREATE TABLE events_copy AS SELECT * FROM events", "ALTER TABLE events_copy ADD PRIMARY KEY (id)")
-    source = dialect_for(pg_url)
+    source = database_for(pg_url)
     blocked = []
 
     def during_round(progress) -> None:
@@ -156,7 +156,7 @@ def test_a_round_holds_its_rows_and_leaves_rows_inserted_meanwhile(pg_url):
 
     window = RowFilter(windows=(TimeWindow("at", datetime(2024, 1, 1), datetime(2024, 2, 1)),))
     request = CleanupRequest(TableName("events"), window, batch_size=100,
-                             proof=Side(dialect_for(pg_url), TableName("events_copy")))
+                             proof=Side(database_for(pg_url), TableName("events_copy")))
     progress = clean_in_rounds(source, request, during_round)
     assert blocked == [30] and progress.rows_deleted == 30 and progress.rounds == 1
     # The row inserted during the round is not in the target: the next round kept it.
@@ -182,6 +182,9 @@ def test_sigkill_mid_cleanup_leaves_a_history_of_what_it_committed(tmp_path, pg_
                                     "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for(lambda: sum(r["status"] == "running" for r in _records(instance)) >= 4, "four rounds recorded", 120)
+            # The process doing the rounds (the run's worker, which each round record names), then
+            # the command that launched it and was following it.
+            os.kill(int(_records(instance)[0]["pid"]), signal.SIGKILL)
         finally:
             os.kill(cleaner.pid, signal.SIGKILL)
             cleaner.wait()
@@ -232,7 +235,7 @@ def _ui_execute_check(base: str) -> str:
     """"Execute" on the imported asset's data_diff check: a run of that check alone."""
     launched = graphql(base, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
         __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""", {"params": {
-        "selector": {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__",
+        "selector": {"repositoryLocationName": "sync_platform", "repositoryName": "__repository__",
                      "jobName": "__ASSET_JOB", "assetSelection": [],
                      "assetCheckSelection": [{"assetKey": {"path": ["items", "items_copy"]}, "name": "data_diff"}]}}})
     assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
@@ -289,8 +292,8 @@ def test_awkward_text_keys_are_proved_and_deleted_exactly(pg_url):
                 for i, key in enumerate(keys):
                     copy.write_row((key, i))
         conn.execute("UPDATE dst SET v = -1 WHERE k = 'NULL'")
-    request = CleanupRequest(TableName("src"), None, batch_size=3, proof=Side(dialect_for(pg_url), TableName("dst")))
-    progress = clean_in_rounds(dialect_for(pg_url), request)
+    request = CleanupRequest(TableName("src"), None, batch_size=3, proof=Side(database_for(pg_url), TableName("dst")))
+    progress = clean_in_rounds(database_for(pg_url), request)
     with psycopg.connect(pg_url) as conn:
         left = conn.execute("SELECT k FROM src").fetchall()
     assert left == [("NULL",)] and progress.rows_deleted == len(keys) - 1

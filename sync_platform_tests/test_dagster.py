@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from sync_platform import naming
+from sync_platform.defs import naming
 from sync_platform.config import ConfigError, load_config
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 
 from .conftest import table_task, write_config
 
@@ -123,7 +123,7 @@ def test_an_invalid_task_is_shown_in_place_of_its_job_and_the_location_loads(tmp
     # When Dagster loads the code location: it loads (the UI shows the job's description).
     dagster = str(Path(sys.executable).parent / "dagster")
     loaded = subprocess.run(
-        [dagster, "definitions", "validate", "-m", "sync_platform.definitions"], capture_output=True, text=True,
+        [dagster, "definitions", "validate", "-m", "sync_platform.defs.location"], capture_output=True, text=True,
         env={**__import__("os").environ, "SYNC_PLATFORM_CONFIG": str(bad)},
     )
     assert loaded.returncode == 0, loaded.stderr

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from sync_platform import naming
+from sync_platform.defs import naming
 from sync_platform.cli import main as cli
 from sync_platform.config import ConfigError, load_config
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
-from sync_platform.status import StatusReader
+from sync_platform.defs.status import StatusReader
 
 from .conftest import (
     fresh_pg_database,
@@ -66,7 +66,7 @@ def write(tmp_path, datasources: dict, *tasks: dict, name: str = "sync.yaml"):
 def recon_job(tmp_path, config_path, job_name: str):
     """The job as a multiprocess run needs it: loadable again in each step's process."""
     module = tmp_path / f"defs_{uuid.uuid4().hex[:6]}.py"
-    module.write_text(f"from sync_platform.definitions import build_definitions\ndefs = build_definitions({str(config_path)!r})\n")
+    module.write_text(f"from sync_platform.defs.location import build_definitions\ndefs = build_definitions({str(config_path)!r})\n")
     return ReconstructableRepository.for_file(str(module), "defs").get_reconstructable_job(job_name)
 
 

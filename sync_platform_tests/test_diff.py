@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from sync_platform.engine import TableName, UnsupportedColumn, dialect_for
+from sync_platform.engine import TableName, UnsupportedColumn, database_for
 from sync_platform.engine.diff import DiffError, DiffOptions, RowKind, Side, diff
 
 from .sample_data import ROWS, create_pg, create_sqlite
@@ -44,8 +44,8 @@ def sides(request, tmp_path):
 
 def _diff(source_url, target_url, algorithm, source="a", target="b", **options):
     return diff(
-        Side(dialect_for(source_url), TableName(source)),
-        Side(dialect_for(target_url), TableName(target)),
+        Side(database_for(source_url), TableName(source)),
+        Side(database_for(target_url), TableName(target)),
         DiffOptions(algorithm=algorithm, **options),
     )
 
@@ -300,7 +300,7 @@ def test_naive_timestamps_compare_with_instants_in_the_source_timezone(pg_url, t
 
     def run(zone, algorithm="hashdiff"):
         return diff(
-            Side(dialect_for(pg_url, zone), TableName("a")), Side(dialect_for(pg_url, zone), TableName("b")),
+            Side(database_for(pg_url, zone), TableName("a")), Side(database_for(pg_url, zone), TableName("b")),
             DiffOptions(algorithm=algorithm),
         )
 
@@ -311,4 +311,4 @@ def test_naive_timestamps_compare_with_instants_in_the_source_timezone(pg_url, t
     conn.execute("CREATE TABLE b (id INT PRIMARY KEY, at TIMESTAMP)")
     conn.close()
     with pytest.raises(UnsupportedColumn, match="sqlite cannot convert column 'at' from UTC to UTC"):
-        diff(Side(dialect_for(pg_url), TableName("a")), Side(dialect_for(f"sqlite:///{tmp_path}/naive.db"), TableName("b")), DiffOptions())
+        diff(Side(database_for(pg_url), TableName("a")), Side(database_for(f"sqlite:///{tmp_path}/naive.db"), TableName("b")), DiffOptions())

@@ -13,9 +13,9 @@ import pytest
 
 from sync_platform.cli import main as cli
 from sync_platform.config import load_config
-from sync_platform.engine import LoadFailed, TableName, dialect_for
+from sync_platform.engine import LoadFailed, TableName, database_for
 from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff
-from sync_platform.engine.dialects.sqlite import SQLiteDialect
+from sync_platform.engine.dialects.sqlite import SQLiteDatabase, SQLiteDialect
 from sync_platform.engine.errors import QueryTimeout
 from sync_platform.platform import Platform
 
@@ -100,7 +100,7 @@ def test_mysql_keys_fit_innodb_or_are_refused_by_name(pg_url, mysql_url, tmp_pat
     with pytest.raises(LoadFailed, match=r"cannot create table wide_copy: its primary key \(a VARCHAR\(600\): 2400 bytes, "
                                          r"b VARCHAR\(200\): 800 bytes\) needs more than the 3072 bytes"):
         wide.load(table)
-    assert not dialect_for(mysql_url).table_exists(TableName("wide_copy"))
+    assert not database_for(mysql_url).table_exists(TableName("wide_copy"))
 
 
 class _SkewedHash(SQLiteDialect):
@@ -111,13 +111,17 @@ class _SkewedHash(SQLiteDialect):
         return f"(sync_md5_60({text_sql}) + 1)"
 
 
+class _SkewedDatabase(SQLiteDatabase):
+    dialect_class = _SkewedHash
+
+
 def test_checksums_that_differ_with_no_differing_row_are_a_diff_error(tmp_path, capsys):
     for name in ("src", "dst"):
         with sqlite3.connect(tmp_path / f"{name}.db") as conn:
             conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
             conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(100)])
-    source = Side(SQLiteDialect(f"sqlite:///{tmp_path}/src.db"), TableName("t"))
-    target = Side(_SkewedHash(f"sqlite:///{tmp_path}/dst.db"), TableName("t"))
+    source = Side(SQLiteDatabase(f"sqlite:///{tmp_path}/src.db"), TableName("t"))
+    target = Side(_SkewedDatabase(f"sqlite:///{tmp_path}/dst.db"), TableName("t"))
     result = diff(source, target, DiffOptions("hashdiff", bisection_factor=4, bisection_threshold=16))
     assert not result.same and result.rows == () and result.verdict == "diff error"
     assert "every row compares equal value by value" in result.explanation and "not evidence of inconsistent data" in result.explanation
@@ -155,7 +159,7 @@ SLOW_QUERY = {
 
 @pytest.mark.parametrize("name", list(DIALECTS))
 def test_a_runaway_query_is_cancelled_on_the_server(name, tmp_path, request):
-    dialect = dialect_for(dialect_url(name, "src", tmp_path, request))
+    dialect = database_for(dialect_url(name, "src", tmp_path, request))
     dialect.statement_timeout = 1
     if name == "sqlite":
         dialect.check_connection()  # the file exists

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from sync_platform.config import load_config
-from sync_platform.engine import TableName, TableSchema, dialect_for
+from sync_platform.engine import TableName, TableSchema, database_for
 from sync_platform.engine.columns import Column, Kind
 from sync_platform.engine.diff import RowKind
 from sync_platform.platform import Platform
@@ -44,7 +44,7 @@ def test_hashdiff_on_collation_sensitive_composite_keys(source, target, tmp_path
     assert same.same and same.source_rows == len(rows), same
     assert same.segments <= 32 + 32 * 32  # two levels at most for 20,000 rows and a threshold of 256
 
-    dialect = dialect_for(dst_url, ZONE)
+    dialect = database_for(dst_url, ZONE).dialect
     copy, q = dialect.qualified(TableName("k_copy")), dialect.quote
     where = f"{q('name')} = {dialect.param} AND {q('day')} = {dialect.param}"
     execute(dst_url, f"UPDATE {copy} SET {q('amount')} = -1 WHERE {where}", ("ß", date(2020, 1, 1)))

@@ -123,7 +123,7 @@ def test_foreseen_failures_reach_the_run_as_one_paragraph(tmp_path):
     stage and cause (what the UI shows at the top of the step), not a bare traceback."""
     import dagster as dg
 
-    from sync_platform.definitions import build_definitions
+    from sync_platform.defs.location import build_definitions
 
     source = _sqlite_source(tmp_path)
     with sqlite3.connect(tmp_path / "dst.db") as conn:

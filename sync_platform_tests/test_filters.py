@@ -178,8 +178,8 @@ def test_scheduled_run_anchors_the_time_range(tmp_path):
     """A run tagged with a scheduled time exports the window ending at that time (in the task's zone)."""
     import dagster as dg
 
-    from sync_platform.assets import SCHEDULED_TIME_TAG
-    from sync_platform.definitions import build_definitions
+    from sync_platform.defs.naming import SCHEDULED_TIME_TAG
+    from sync_platform.defs.location import build_definitions
 
     conn = sqlite3.connect(tmp_path / "src.db")
     conn.execute(f"CREATE TABLE orders ({DDL['sqlite']})")

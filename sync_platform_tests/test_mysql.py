@@ -141,7 +141,7 @@ def test_mysql_types_map_both_ways(tmp_path, mysql_url, pg_url):
     conn.close()
     platform = _platform(tmp_path, mysql_url, pg_url)
     table = platform.table_sync("copy")
-    schema = platform.dialect(table.source, table.run_config).reflect(TableName("kinds"))
+    schema = platform.database(table.source, table.run_config).reflect(TableName("kinds"))
     assert [(c.name, c.kind.value) for c in schema.columns] == [
         ("id", "int64"), ("big", "decimal"), ("tiny", "int16"), ("flag", "bool"), ("yr", "int16"), ("fl", "float32"),
         ("code", "string"), ("doc", "string"), ("tm", "time"), ("bin", "binary"), ("txt", "string"), ("choice", "string")]

@@ -12,10 +12,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from sync_platform import naming
+from sync_platform.defs import naming
 from sync_platform.cli import main as cli
-from sync_platform.definitions import build_definitions
-from sync_platform.operations import CLEAN_SOURCE_OP
+from sync_platform.defs.location import build_definitions
+from sync_platform.defs.naming import CLEAN_SOURCE_OP
 
 from .conftest import S3_ENDPOINT, s3_store_config, table_task, write_config
 

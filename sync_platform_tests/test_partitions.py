@@ -9,9 +9,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from sync_platform.automation import latest_complete_partition
+from sync_platform.defs.automation import latest_complete_partition
 from sync_platform.config import load_config
-from sync_platform.definitions import build_definitions
+from sync_platform.defs.location import build_definitions
 from sync_platform.engine.filters import FilterError, partition_window
 from sync_platform.platform import Platform
 

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from sync_platform.config import load_config
-from sync_platform.engine import TableName, dialect_for
+from sync_platform.engine import TableName, database_for
 from sync_platform.platform import Platform
 
 from .conftest import needs_postgres, s3_store_config, table_task, write_config
@@ -17,7 +17,7 @@ PAIRS = ["sqlite->sqlite", "sqlite->postgresql", "postgresql->postgresql", "post
 
 
 def _read_sqlite(url: str, table: str) -> list[tuple]:
-    dialect = dialect_for(url)
+    dialect = database_for(url)
     name = TableName(table)
     rows = [r for b in dialect.read_batches(name, dialect.reflect(name), order_by="id") for r in b.to_pylist()]
     return [tuple(r.values()) for r in rows]

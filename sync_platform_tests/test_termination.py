@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from sync_platform.engine.errors import ExportIncomplete
-from sync_platform.operations import CLEAN_SOURCE_OP
+from sync_platform.defs.naming import CLEAN_SOURCE_OP
 from sync_platform.platform import Platform
 
 from .conftest import (

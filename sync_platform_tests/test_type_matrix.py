@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sync_platform.config import load_config
-from sync_platform.engine import LoadFailed, TableName, TableSchema, dialect_for
+from sync_platform.engine import LoadFailed, TableName, TableSchema, database_for
 from sync_platform.engine.columns import Column, Kind
 from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff
 from sync_platform.engine.diff.algorithms import slice_queries
@@ -56,14 +56,14 @@ def _same(a, b) -> bool:
 
 
 def _update(url: str, table: str, column: str, value, row_id: int) -> None:
-    dialect = dialect_for(url, ZONE)
+    dialect = database_for(url, ZONE).dialect
     execute(url, f"UPDATE {dialect.qualified(TableName(table))} SET {dialect.quote(column)} = {dialect.param} "
                  f"WHERE {dialect.quote('id')} = {dialect.param}", (value, row_id))
 
 
 def _canonical_differences(src_url: str, dst_url: str) -> list[tuple]:
     """(id, column, source text, target text) of every value whose canonical texts differ."""
-    queries = slice_queries(Side(dialect_for(src_url, ZONE), TableName("m")), Side(dialect_for(dst_url, ZONE), TableName("m_copy")),
+    queries = slice_queries(Side(database_for(src_url, ZONE), TableName("m")), Side(database_for(dst_url, ZONE), TableName("m_copy")),
                             DiffOptions("hashdiff"), need_key=True)
     source, target = (q.rows(KeyRange()) for q in queries)
     names = [c.name for c in queries[0].columns]
@@ -121,7 +121,7 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
         message = str(refusal.value)
         for part in (f"r{index}_copy", f"column {k.name}", "id=1", reason):
             assert part in message, f"refusal of {value!r} into {target} does not say {part!r}: {message}"
-        assert not dialect_for(dst_url).table_exists(TableName(f"r{index}_copy")), f"{value!r}: a table was left behind"
+        assert not database_for(dst_url).table_exists(TableName(f"r{index}_copy")), f"{value!r}: a table was left behind"
 
     # One value per kind changed in the target: found, each with its key and column.
     mutated = {first_id[k.name]: k for k in KINDS if k.name in first_id}
@@ -131,5 +131,5 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
     assert {(r.key, r.kind, r.columns) for r in found.rows} == {
         ((str(i),), RowKind.CHANGED, (k.name,)) for i, k in mutated.items()}, found
     for row_id, k in mutated.items():
-        sides = [Side(dialect_for(u, ZONE), TableName(n), f"id = {row_id}") for u, n in ((src_url, "m"), (dst_url, "m_copy"))]
+        sides = [Side(database_for(u, ZONE), TableName(n), f"id = {row_id}") for u, n in ((src_url, "m"), (dst_url, "m_copy"))]
         assert not diff(*sides, DiffOptions("md5diff")).same, f"md5diff misses a changed {k.name}"

@@ -102,7 +102,7 @@ def _ui_execute_check(base: str, asset: list[str], partition: str) -> str:
     """"Execute" on the asset's data_diff check, for the partition picked in the dialog."""
     launched = graphql(base, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
         __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""", {"params": {
-        "selector": {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__",
+        "selector": {"repositoryLocationName": "sync_platform", "repositoryName": "__repository__",
                      "jobName": "__ASSET_JOB", "assetSelection": [],
                      "assetCheckSelection": [{"assetKey": {"path": asset}, "name": "data_diff"}]},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]}}})["launchRun"]
@@ -140,7 +140,7 @@ def test_the_launchpad_offers_and_checks_the_declared_tasks(partitioned_ui):
     base, instance, _ = partitioned_ui
     mutation = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
         ... on RunConfigValidationInvalid { errors { message } } ... on LaunchRunSuccess { run { runId } } } }"""
-    selector = {"repositoryLocationName": "sync_platform.definitions", "repositoryName": "__repository__",
+    selector = {"repositoryLocationName": "sync_platform", "repositoryName": "__repository__",
                 "jobName": "clean_source"}
 
     def launch(task: str) -> dict:

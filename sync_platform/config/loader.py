@@ -17,12 +17,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .models import LocalStoreConfig, SyncConfig
+from ..engine.stores import STORES
+from ..errors import SyncPlatformError
+from .models import SyncConfig
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigError(ValueError):
+class ConfigError(SyncPlatformError, ValueError):
     def __init__(self, path: str | os.PathLike, problems: list[str]):
         self.path = str(path)
         self.problems = problems
@@ -74,7 +76,7 @@ def _describe(loc: tuple, raw: dict, first_index: int = 0) -> str:
     elif parts[:1] in (["datasources"], ["s3_configs"]) and len(parts) > 1:
         prefix = f"{parts[0]} {parts[1]!r}"
         parts = parts[2:]
-        if parts and parts[0] in ("local", "s3"):
+        if parts and parts[0] in STORES:  # the union's tag, not a field
             parts = parts[1:]
     field = ".".join(str(p) for p in parts)
     return ": ".join(p for p in (prefix, field) if p) or "top level"
@@ -109,8 +111,7 @@ def _field_names() -> dict[str, list[str]]:
         "table_to_table": list(models.TableToTableTask.model_fields),
         "database_to_database": list(models.DatabaseToDatabaseTask.model_fields),
         "tables": list(models.TableMapping.model_fields),
-        "local": list(models.LocalStoreConfig.model_fields),
-        "s3": list(models.S3StoreConfig.model_fields),
+        **{name: list(entry.value.Config.model_fields) for name, entry in STORES.items()},
     }
     return names
 
@@ -152,8 +153,9 @@ def _cross_references(config: SyncConfig, first_index: int = 0) -> list[str]:
             problems.append(
                 f"{where}: store.s3_config_id: unknown S3 config {store_id!r}; valid values: {', '.join(stores) or '(none)'}"
             )
-        elif task.s3_config_bucket and isinstance(config.s3_configs.get(store_id or stores[0]), LocalStoreConfig):
-            problems.append(f"{where}: store.s3_config_bucket: a local store has no buckets; remove the override")
+        elif task.s3_config_bucket and not STORES.get_value(config.s3_configs[store_id or stores[0]].type).has_buckets:
+            problems.append(f"{where}: store.s3_config_bucket: a {config.s3_configs[store_id or stores[0]].type} store "
+                            "has no buckets; remove the override")
     return problems
 
 

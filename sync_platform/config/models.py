@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import (
@@ -23,8 +23,14 @@ from pydantic import (
 )
 
 from ..engine.columns import TableName
+from ..engine.diff import ALGORITHMS
 from ..engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
+from ..engine.dialects import DATABASES, url_scheme
 from ..engine.filters import Condition
+from ..engine.formats import CSV_COMPRESSIONS, FORMATS
+from ..engine.stores import STORES
+from ..errors import UnknownName
+from . import cron as crontab
 from .where import validate_custom_where
 
 TASK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -47,13 +53,14 @@ class Datasource(Model):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: SecretStr) -> SecretStr:
-        from ..engine.dialects import DIALECTS, url_scheme
-
-        scheme = url_scheme(url.get_secret_value())
-        if scheme not in DIALECTS:
-            raise ValueError(f"unsupported URL scheme {scheme!r}; valid schemes: {', '.join(sorted(DIALECTS))}")
+        DATABASES[url_scheme(url.get_secret_value())]  # UnknownName lists the schemes
         _refuse_unparsable(url.get_secret_value())
         return url
+
+    @property
+    def scheme(self) -> str:
+        """The URL's scheme (`postgresql`, `sqlite`...): not a secret."""
+        return url_scheme(self.url.get_secret_value())
 
 
 def _refuse_unparsable(url: str) -> None:
@@ -75,33 +82,8 @@ def _refuse_unparsable(url: str) -> None:
         raise ValueError("not a valid database URL (scheme://user:password@host:port/database; not shown here)") from None
 
 
-class LocalStoreConfig(Model):
-    """A local folder holding export files (the embedded default)."""
-
-    type: Literal["local"]
-    path: str
-
-
-class S3StoreConfig(Model):
-    """An S3 connection config of the spec: endpoint, region, default bucket, credentials."""
-
-    type: Literal["s3"] = "s3"
-    endpoint_url: str | None = None
-    region: str = "us-east-1"
-    bucket: str
-    prefix: str = ""
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    path_style: bool = True  # path-style addressing works with every S3-compatible endpoint
-
-    @model_validator(mode="after")
-    def _both_keys_or_none(self) -> S3StoreConfig:
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("give both access_key_id and secret_access_key, or neither (to use the AWS default chain)")
-        return self
-
-
-StoreConfig = Annotated[LocalStoreConfig | S3StoreConfig, Field(discriminator="type")]
+# One member per registered store type, told apart by `type` (engine/stores: each store's Config).
+StoreConfig = Annotated[Union[tuple(entry.value.Config for entry in STORES.values())], Field(discriminator="type")]
 
 
 class RunConfig(Model):
@@ -109,7 +91,7 @@ class RunConfig(Model):
 
     key_columns: list[str] | None = None
     extra_columns: list[str] | None = None
-    algorithm: Literal["md5diff", "hashdiff", "countdiff"] = "md5diff"
+    algorithm: Literal[ALGORITHMS.names] = "md5diff"
     limit: int = Field(1000, ge=1, le=1000)
     threads: int = Field(1, ge=1)
     bisection_threshold: int | None = Field(None, ge=2)
@@ -121,7 +103,7 @@ class RunConfig(Model):
     # A file is built in memory before it is written: bounded, as Sling and dlt bound theirs.
     export_batch_rows: int = Field(100_000, ge=1, le=MAX_EXPORT_BATCH_ROWS)
     batch_parallel_size: int = Field(5, ge=1)
-    batch_file_format: Literal["csv", "parquet"] = "csv"
+    batch_file_format: Literal[FORMATS.names] = "csv"
     heartbeat_timeout: int = Field(60, ge=1)
     export_compress_parallel: int = Field(5, ge=1)
     enable_pk_duplicate_detect: bool = True
@@ -184,7 +166,7 @@ class StoreRef(Model):
 
     s3_config_id: str | None = None
     s3_config_bucket: str | None = None
-    csv_compression: Literal["zstd", "gzip"] = "zstd"
+    csv_compression: Literal[CSV_COMPRESSIONS] = "zstd"
 
 
 class ConditionConfig(Model):
@@ -222,21 +204,6 @@ class FilterConfig(Model):
         return None if value is None else validate_custom_where(value)
 
 
-_CRON_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
-
-
-def _cron_values(text: str, low: int, high: int) -> set[int]:
-    """The numbers a cron field (lists, ranges, steps) selects."""
-    values: set[int] = set()
-    for part in text.split(","):
-        base, _, step = part.partition("/")
-        start, end = (low, high) if base == "*" else (int(base.split("-")[0]), int(base.split("-")[-1]))
-        if step and "-" not in base and base != "*":
-            end = high
-        values.update(range(start, end + 1, int(step or 1)))
-    return values
-
-
 class PartitionConfig(Model):
     """Time-window partitions on `column`, one per day or month from `start` (to `end`, else up to
     the last complete period), in the task's source_timezone.
@@ -269,15 +236,14 @@ class CronSchedule(Model):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from dagster._utils.schedules import is_valid_cron_string
-
-        if len(value.split()) != 5 or not is_valid_cron_string(value):
+        try:
+            crontab.parse(value)
+        except ValueError as error:
             raise ValueError(
-                f"invalid cron {value!r}: give 5 fields, minute hour day-of-month month day-of-week, "
-                "e.g. '*/60 20 1-30 1-12 6' (minute 0 of 20:00, days 1-30, every month, on Saturdays)"
-            )
-        if not all(re.fullmatch(r"[\d*,/-]+", f) for f in value.split()[2:]):
-            raise ValueError(f"invalid cron {value!r}: write days, months and weekdays as numbers (0 = Sunday)")
+                f"invalid cron {value!r}: give 5 fields, minute hour day-of-month month day-of-week, as numbers "
+                "(0 = Sunday), e.g. '*/60 20 1-30 1-12 6' (minute 0 of 20:00, days 1-30, every month, on Saturdays); "
+                f"here {error}"
+            ) from None
         return value
 
     @field_validator("timezone")
@@ -292,16 +258,15 @@ class CronSchedule(Model):
         _, _, month_days, _, weekdays = self.cron.split()
         if "*" in (month_days, weekdays):
             return True
-        return day.day in _cron_values(month_days, 1, 31) and day.isoweekday() % 7 in {
-            d % 7 for d in _cron_values(weekdays, 0, 7)
-        }
+        _, _, days, _, week = crontab.parse(self.cron)
+        return day.day in days and day.isoweekday() % 7 in {d % 7 for d in week}
 
     @property
     def dagster_cron(self) -> str:
         """The cron as Dagster should read it: a step as wide as its field (`*/60` minutes) means
         the field's first value in cron, but Dagster would fire such a schedule more often."""
         fields = []
-        for field_text, (low, high) in zip(self.cron.split(), _CRON_RANGES):
+        for field_text, (_, low, high) in zip(self.cron.split(), crontab.FIELDS):
             step = re.fullmatch(r"\*/(\d+)", field_text)
             fields.append(str(low) if step and int(step.group(1)) > high - low else field_text)
         return " ".join(fields)
@@ -479,4 +444,4 @@ class SyncConfig(Model):
         for task in self.tasks:
             if task.name == name:
                 return task
-        raise KeyError(f"no task {name!r}; tasks are {[t.name for t in self.tasks]}")
+        raise UnknownName("task", name, [t.name for t in self.tasks])

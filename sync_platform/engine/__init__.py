@@ -1,6 +1,7 @@
 """The sync engine: plain Python that knows nothing of Dagster.
 
-dialects/  databases (reflect, stream rows out as Arrow, bulk-load atomically)
+dialects/  databases: SQL idioms (SqlDialect) and connections, reflection, streaming reads,
+           atomic bulk loads (Database)
 formats/   export file formats (CSV + zstd/gzip, Parquet)
 stores/    where export files live (local folder, S3)
 export.py  table -> files + manifest;  load.py  files -> target table;  diff/  data diffs
@@ -8,7 +9,7 @@ columns.py the normalisation contract every part shares
 """
 
 from .columns import Column, Kind, TableName, TableSchema
-from .dialects import Dialect, dialect_for
+from .dialects import Database, SqlDialect, database_for
 from .errors import (
     DatabaseUnreachable,
     ExportIncomplete,
@@ -23,7 +24,7 @@ from .load import ImportResult, import_export
 from .manifest import Manifest, read_manifest
 
 __all__ = [
-    "Column", "DatabaseUnreachable", "Dialect", "ExportIncomplete", "ExportRequest", "ExportResult", "ImportResult",
-    "Kind", "LoadFailed", "Manifest", "SyncError", "TableName", "TableNotFound", "TableSchema", "UnsupportedColumn",
-    "dialect_for", "export_table", "file_format", "import_export", "read_manifest",
+    "Column", "Database", "DatabaseUnreachable", "ExportIncomplete", "ExportRequest", "ExportResult", "ImportResult",
+    "Kind", "LoadFailed", "Manifest", "SqlDialect", "SyncError", "TableName", "TableNotFound", "TableSchema", "UnsupportedColumn",
+    "database_for", "export_table", "file_format", "import_export", "read_manifest",
 ]

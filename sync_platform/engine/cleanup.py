@@ -32,13 +32,9 @@ from .columns import TableName
 from .diff.algorithms import slice_queries
 from .diff.queries import SliceQueries
 from .diff.values import DiffOptions, Side
-from .dialects import Dialect
-from .errors import SyncError
+from .dialects import Database
+from .errors import CleanupRefused
 from .filters import RowFilter, Where
-
-
-class CleanupRefused(SyncError):
-    """A cleanup that would delete more than asked for, or what cannot be proved; says why."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +84,21 @@ class CleanupProgress:
 
 
 def clean_in_rounds(
-    dialect: Dialect, request: CleanupRequest, on_round: Callable[[CleanupProgress], None] | None = None
+    database: Database, request: CleanupRequest, on_round: Callable[[CleanupProgress], None] | None = None
 ) -> CleanupProgress:
     """Delete the slice's rows round by round. `on_round` sees the progress of a verified round
     after its DELETE and just before its COMMIT (progress.in_flight rows), so a record it writes
     is never behind the database; an unverified round is reported after its commit."""
-    schema = dialect.reflect(request.table)
-    where = request.where.where(schema, dialect.quote) if request.where else None  # checks columns and values
+    schema = database.reflect(request.table)
+    where = request.where.where(schema, database.dialect.quote) if request.where else None  # checks columns and values
     if request.proof is None:
-        return _unverified_rounds(dialect, request, schema.primary_key, where, on_round)
+        return _unverified_rounds(database, request, schema.primary_key, where, on_round)
     if not schema.primary_key:
         raise CleanupRefused(
             f"table {request.table} has no primary key, so its rows cannot be proved one by one against the target; "
             "give it a primary key, or force the cleanup to delete without proof"
         )
-    source, target = row_proof(Side(dialect, request.table, where), request.proof, schema.primary_key)
+    source, target = row_proof(Side(database, request.table, where), request.proof, schema.primary_key)
     return _verified_rounds(source, target, request, on_round)
 
 
@@ -114,13 +110,13 @@ def row_proof(source: Side, target: Side, key: tuple[str, ...]) -> tuple[SliceQu
 def _verified_rounds(
     source: SliceQueries, target: SliceQueries, request: CleanupRequest, on_round: Callable | None
 ) -> CleanupProgress:
-    dialect, width = source.dialect, len(source.keys)
+    database, dialect, width = source.database, source.dialect, len(source.keys)
     first_sql, first_params = source.next_rows_sql(None, request.batch_size, lock=not request.dry_run)
     key_list = ", ".join(dialect.quote(k.name) for k in source.keys)
     table, where = dialect.qualified(source.side.table), source.side.where
     delete = f"DELETE FROM {table} WHERE ({key_list}) IN (<the keys whose row hashes match>)"
     lock = dialect.lock_rows_sql if not request.dry_run else ""
-    select = Dialect.statement(f"SELECT ({key_list}), row_hash({len(source.keys) + len(source.columns)} columns) FROM {table}",
+    select = Where.statement(f"SELECT ({key_list}), row_hash({len(source.keys) + len(source.columns)} columns) FROM {table}",
                                where, f" ORDER BY ({key_list}) LIMIT {request.batch_size}{lock}")
     progress = CleanupProgress(
         sql=f"{first_sql};\n-- the target's rows with the same keys, then in the same transaction:\n{delete}",
@@ -130,7 +126,7 @@ def _verified_rounds(
     after = None
     try:
         while True:
-            with dialect.write_session() as session:
+            with database.write_session() as session:
                 sql, params = source.next_rows_sql(after, request.batch_size, lock=not request.dry_run)
                 rows = session.query(sql, params)
                 if not rows:
@@ -161,8 +157,8 @@ def _verified_rounds(
             progress.in_flight, progress.probe = 0, None
     finally:
         progress.in_flight, progress.probe = 0, None  # a round interrupted before its commit was rolled back
-        dialect.close()
-        target.dialect.close()
+        database.close()
+        target.database.close()
     progress.ended_at = datetime.now(timezone.utc)
     return progress
 
@@ -179,29 +175,30 @@ def _delete_keys(session, source: SliceQueries, keys: list[tuple]) -> int:
     return deleted
 
 
-def round_committed(dialect: Dialect, table: TableName, keyed_by: tuple[str, ...], probe: tuple) -> bool:
+def round_committed(database: Database, table: TableName, keyed_by: tuple[str, ...], probe: tuple) -> bool:
     """Whether a round that was being committed when its process died did commit: its rows were
     deleted together, so one of its keys tells (True when that row is gone from the source). The
     read locks the row, so it waits for a transaction the dead process left behind (the server
     finishes a COMMIT it has begun) instead of reading the row as it was before."""
-    schema = dialect.reflect(table)
+    schema, dialect = database.reflect(table), database.dialect
     condition, params = dialect.key_in([schema.column(k) for k in keyed_by], [probe])
-    with dialect.write_session() as session:
+    with database.write_session() as session:
         return not session.query(f"SELECT 1 FROM {dialect.qualified(table)} WHERE {condition}{dialect.lock_rows_sql}", params)
 
 
 def _unverified_rounds(
-    dialect: Dialect, request: CleanupRequest, primary_key: tuple[str, ...], where: Where | None, on_round: Callable | None
+    database: Database, request: CleanupRequest, primary_key: tuple[str, ...], where: Where | None, on_round: Callable | None
 ) -> CleanupProgress:
+    dialect = database.dialect
     keys = primary_key or ((dialect.row_locator,) if dialect.row_locator else ())
     statement = dialect.delete_round_sql(request.table, where, keys, request.batch_size)
     progress = CleanupProgress(
         sql=statement.sql("?"), summary=statement.sql("?"), params=statement.params, keyed_by=keys, verified=False,
         slice=_slice(where),
-        matching=dialect.count_rows(request.table, where),
+        matching=database.count_rows(request.table, where),
     )
     if not request.dry_run:
-        while deleted := dialect.execute_write(statement):
+        while deleted := database.execute_write(statement):
             progress.rounds += 1
             progress.rows_deleted += deleted
             if on_round:

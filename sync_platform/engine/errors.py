@@ -1,7 +1,10 @@
-"""Errors the engine raises; each message says what failed and what to do, never a secret."""
+"""Errors the engine raises; each message says what failed and what to do, never a secret. All of
+them are SyncErrors, hence SyncPlatformErrors (../errors.py): callers catch that root once."""
+
+from ..errors import SyncPlatformError, UnknownName
 
 
-class SyncError(Exception):
+class SyncError(SyncPlatformError):
     """Base of every engine error."""
 
 
@@ -27,3 +30,26 @@ class LoadFailed(SyncError):
 
 class QueryTimeout(SyncError):
     """A read-only query ran past the dialect's statement_timeout and was cancelled on the server."""
+
+
+class StoreError(SyncError):
+    """An object store could not be used; the message says why, never with credentials."""
+
+
+class FilterError(SyncError, ValueError):
+    """A filter that cannot apply to the table (unknown column, value of the wrong type...). A
+    ValueError, so the configuration's validators report it as a problem of the field."""
+
+
+class DiffError(SyncError, ValueError):
+    """A diff that cannot be run as asked (no key for hashdiff, a column missing on one side...)."""
+
+
+class CleanupRefused(SyncError):
+    """A cleanup that would delete more than asked for, or what cannot be proved; says why."""
+
+
+__all__ = [
+    "CleanupRefused", "DatabaseUnreachable", "DiffError", "ExportIncomplete", "FilterError", "LoadFailed",
+    "QueryTimeout", "StoreError", "SyncError", "TableNotFound", "UnknownName", "UnsupportedColumn",
+]

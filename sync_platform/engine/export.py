@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from .columns import TableName, TableSchema
-from .dialects import Dialect
+from .dialects import Database
 from .filters import RowFilter
 from .formats import FileFormat
 from .manifest import ExportFile, Manifest, manifest_key
@@ -76,11 +76,11 @@ def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, 
     return ExportFile(name=key.rsplit("/", 1)[1], rows=table.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-def export_table(source: Dialect, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None) -> ExportResult:
+def export_table(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None) -> ExportResult:
     started = time.monotonic()
     schema = schema or source.reflect(request.table)
-    where = request.where.where(schema, source.quote) if request.where else None  # checks columns, values
-    query = str(source.select_sql(request.table, schema, where, request.order_by))
+    where = request.where.where(schema, source.dialect.quote) if request.where else None  # checks columns, values
+    query = str(source.dialect.select_sql(request.table, schema, where, request.order_by))
     folder = request.folder
     # Remove the old manifest first: until the new one is written the export reads as incomplete.
     store.delete([manifest_key(folder)])

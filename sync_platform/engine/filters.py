@@ -19,17 +19,19 @@ from decimal import Decimal
 from typing import Any
 
 from .columns import Kind, TableSchema
+from .errors import FilterError, UnknownName
 
 OPERATORS = {
     "=": "=", "!=": "<>", ">": ">", ">=": ">=", "<": "<", "<=": "<=",
     "in": "IN", "not_in": "NOT IN", "like": "LIKE", "is_null": "IS NULL", "is_not_null": "IS NOT NULL",
 }
 _NO_VALUE = {"is_null", "is_not_null"}
+
+
+class UnknownFilterName(FilterError, UnknownName):
+    """An unknown operator, match or granularity, with the valid values."""
+
 _LIST_VALUE = {"in", "not_in"}
-
-
-class FilterError(ValueError):
-    """A filter that cannot apply to the table (unknown column, value of the wrong type...)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,22 @@ class Where:
 
     def __str__(self) -> str:
         return self.sql("?") + (f"  -- parameters: {list(self.params)!r}" if self.params else "")
+
+    @classmethod
+    def of(cls, where: Where | str | None) -> Where | None:
+        """Accept plain SQL text where a Where is expected (trusted callers and tests)."""
+        return cls.text(where) if isinstance(where, str) else where
+
+    @classmethod
+    def statement(cls, head: str, where: Where | str | None, tail: str = "") -> Where:
+        """`head [WHERE where] tail` with the where's bound values in place."""
+        where = cls.of(where)
+        if where is None:
+            return cls.text(head + tail)
+        parts = list(where.parts)
+        parts[0] = f"{head} WHERE {parts[0]}"
+        parts[-1] += tail
+        return cls(tuple(parts), where.params)
 
 
 def and_(*wheres: Where | None) -> Where | None:
@@ -110,7 +128,7 @@ class Condition:
 
     def __post_init__(self) -> None:
         if self.op not in OPERATORS:
-            raise FilterError(f"unknown operator {self.op!r}; valid values: {', '.join(OPERATORS)}")
+            raise UnknownFilterName("operator", self.op, OPERATORS)
         if self.op in _NO_VALUE and self.value is not None:
             raise FilterError(f"operator {self.op} takes no value")
         if self.op not in _NO_VALUE and self.value is None:
@@ -143,7 +161,7 @@ class RowFilter:
 
     def __post_init__(self) -> None:
         if self.match not in ("all", "any"):
-            raise FilterError(f"unknown match {self.match!r}; valid values: all, any")
+            raise UnknownFilterName("match", self.match, ("all", "any"))
 
     def where(self, schema: TableSchema, quote) -> Where | None:
         """The filter as SQL on a table of `schema`; `quote` quotes an identifier."""
@@ -207,7 +225,7 @@ def partition_window(column: str, granularity: str, key: str) -> TimeWindow:
             raise FilterError(f"monthly partition key {key!r} must be the first day of a month")
         end = months_before(start, -1)
     else:
-        raise FilterError(f"unknown granularity {granularity!r}; valid values: day, month")
+        raise UnknownFilterName("granularity", granularity, ("day", "month"))
     return TimeWindow(column, start, end)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from .columns import TableName, TableSchema
-from .dialects import Dialect
+from .dialects import Database
 from .errors import ExportIncomplete, LoadFailed
 from .filters import RowFilter, Where
 from .formats import FileFormat, format_for_file
@@ -84,7 +84,7 @@ def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, as_text
                 raise
 
 
-def check_target_columns(target: Dialect, table: TableName, schema: TableSchema) -> None:
+def check_target_columns(target: Database, table: TableName, schema: TableSchema) -> None:
     """An existing target must have every exported column (extra target columns stay NULL)."""
     if not target.table_exists(table):
         return
@@ -98,7 +98,7 @@ def check_target_columns(target: Dialect, table: TableName, schema: TableSchema)
 
 
 def import_export(
-    target: Dialect,
+    target: Database,
     store: ObjectStore,
     folder: str,
     table: TableName,
@@ -111,7 +111,7 @@ def import_export(
     manifest = manifest or read_manifest(store, folder)
     check_target_columns(target, table, manifest.schema)
     if isinstance(where, RowFilter):
-        where = where.where(manifest.schema, target.quote)
+        where = where.where(manifest.schema, target.dialect.quote)
     files = _verified_files(store, folder, manifest, as_text=target.loads_csv_text)
     rows = target.replace_rows(table, manifest.schema, files, expected_rows=manifest.rows, where=where)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)

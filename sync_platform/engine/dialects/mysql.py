@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from functools import cached_property
 from uuid import UUID
@@ -33,9 +33,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound, UnsupportedColumn
+from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import Dialect, LoadFile, Unloadable
+from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable
 
 _READ_BATCH_ROWS = 65_536
 
@@ -161,7 +161,7 @@ def _canonical_batch(batch: pa.RecordBatch, schema: TableSchema) -> pa.RecordBat
     return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow_schema)
 
 
-class MySQLDialect(Dialect):
+class MySQLDialect(SqlDialect):
     name = "mysql"
     quote_char = "`"
     type_sql = _TYPE_SQL
@@ -170,72 +170,18 @@ class MySQLDialect(Dialect):
     max_identifier_length = 64
     row_locator = None  # no addressable row id; a cleanup round is DELETE ... LIMIT n anyway
     unloadable = _UNLOADABLE
+    param = "%s"
+    param_escapes_percent = True
 
-    def __init__(self, url: str, timezone: str = "UTC"):
-        super().__init__(url, timezone)
-        from sqlalchemy.engine import make_url
+    def __init__(self, timezone: str = "UTC", binary_collation: Callable[[], str] = lambda: "utf8mb4_bin"):
+        super().__init__(timezone)
+        self._binary_collation = binary_collation  # asks the server once which one it has
 
-        self.sa_url = make_url(url).set(drivername="mysql+pymysql")
-        self.display = self.sa_url.render_as_string(hide_password=True)
-        self._idle: list = []
-
-    @cached_property
-    def engine(self):
-        import sqlalchemy as sa
-
-        return sa.create_engine(self.sa_url, poolclass=sa.pool.NullPool)
-
-    @cached_property
+    @property
     def binary_collation(self) -> str:
         """utf8mb4 compared byte by byte *without* padding: under utf8mb4_bin (PAD SPACE) 'ss' equals
         'ss ', which other databases keep apart, as keys and in the diff's key order."""
-        found = {r[0] for r in self.query(
-            "SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)", _NO_PAD_BINARY)}
-        return next((c for c in _NO_PAD_BINARY if c in found), "utf8mb4_bin")
-
-    def _connect(self):
-        import pymysql
-
-        url = self.sa_url
-        try:
-            conn = pymysql.connect(
-                host=url.host or "localhost", port=url.port or 3306, user=url.username, password=url.password or "",
-                database=url.database, charset="utf8mb4", local_infile=True, autocommit=False,
-            )
-        except pymysql.err.OperationalError as error:
-            raise DatabaseUnreachable(f"cannot connect to MySQL {self.display}: {error.args[-1]}") from None
-        with conn.cursor() as cursor:
-            for statement in self._session_sql():
-                cursor.execute(statement)
-        return conn
-
-    def check_connection(self) -> None:
-        self._connect().close()
-
-    def table_exists(self, table: TableName) -> bool:
-        return bool(self.query(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
-            (table.schema, table.name),
-        ))
-
-    def list_tables(self, schema: str | None = None) -> list[str]:
-        rows = self.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name", (schema,),
-        )
-        return [r[0] for r in rows]
-
-    def reflect(self, table: TableName) -> TableSchema:
-        import sqlalchemy as sa
-
-        if not self.table_exists(table):
-            raise TableNotFound(f"table {table} does not exist in MySQL {self.display}")
-        inspector = sa.inspect(self.engine)
-        columns = tuple(
-            _column(c["type"], table, c["name"], c["nullable"]) for c in inspector.get_columns(table.name, schema=table.schema)
-        )
-        primary_key = tuple(inspector.get_pk_constraint(table.name, schema=table.schema)["constrained_columns"])
-        return TableSchema(columns=columns, primary_key=primary_key)
+        return self._binary_collation()
 
     def column_type_sql(self, column: Column) -> str:
         if column.kind is Kind.DECIMAL and not column.precision:
@@ -282,17 +228,16 @@ class MySQLDialect(Dialect):
             return f"CAST({name} AS CHAR) AS {name}"
         return name
 
-    def _session_sql(self) -> list[str]:
+    def session_sql(self) -> list[str]:
         """Every session's settings (PyMySQL's and connectorx's): strict mode, the task's time zone."""
-        return [f"SET SESSION sql_mode = '{_SESSION_SQL_MODE}'", self._time_zone_sql(self.timezone)]
+        return [f"SET SESSION sql_mode = '{_SESSION_SQL_MODE}'", self.time_zone_sql(self.timezone)]
 
     @staticmethod
-    def _time_zone_sql(time_zone: str) -> str:
+    def time_zone_sql(time_zone: str) -> str:
         from pymysql.converters import escape_string
 
         return f"SET SESSION time_zone = '{escape_string(time_zone)}'"
 
-    # --- reading -----------------------------------------------------------------------------------
     def inline(self, statement: Where) -> str:
         """The statement with its values as SQL literals, escaped exactly as PyMySQL escapes the
         parameters it binds (connectorx takes no parameters)."""
@@ -305,157 +250,12 @@ class MySQLDialect(Dialect):
                 out.append(escape_item(self.param_value(statement.params[index]), "utf8mb4"))
         return "".join(out)
 
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
-        """Streamed by connectorx (Rust, MySQL's binary protocol straight into Arrow): about 9x the
-        rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot)."""
-        import connectorx as cx
-
-        sql = self.inline(self.select_sql(table, schema, where, order_by))
-        url = self.sa_url.set(drivername="mysql").render_as_string(hide_password=False)
-        try:
-            reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=_READ_BATCH_ROWS,
-                                 pre_execution_query=self._session_sql())
-            for batch in reader:
-                yield _canonical_batch(batch, schema)
-        except BaseException as error:
-            if type(error).__name__ != "PanicException":  # connectorx panics on values it cannot convert
-                raise
-            raise self._unreadable(table, schema, error) from None
-
-    def _unreadable(self, table: TableName, schema: TableSchema, error: BaseException) -> Exception:
-        """Name the column behind a value connectorx could not convert: in practice a zero date."""
-        for column in schema.columns:
-            if column.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
-                q = self.quote(column.name)
-                if self.query(f"SELECT 1 FROM {self.qualified(table)} WHERE CAST({q} AS CHAR) REGEXP '^0000|-00' LIMIT 1"):
-                    return UnsupportedColumn(
-                        f"column {table}.{column.name} holds MySQL's zero date (a 0000 year, 00 month or 00 day), "
-                        "which no other database can hold; fix those rows or leave them out with a source_where"
-                    )
-        return UnsupportedColumn(f"table {table} holds a value that cannot be read exactly: {str(error).splitlines()[0]}")
-
-    def count_rows(self, table: TableName, where=None) -> int:
-        statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
-        return int(self.query(statement.sql("%s", escape_percent=True), self.bind(statement))[0][0])
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        import pymysql
-
-        conn = self._idle.pop() if self._idle else self._timed(self._connect())
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, params or None)
-                rows = cursor.fetchall()
-            conn.rollback()  # read-only: end the snapshot, keep the connection
-        except pymysql.err.OperationalError as error:
-            conn.close()
-            if error.args and error.args[0] in _STATEMENT_TIMEOUT_ERRORS:
-                raise self.timed_out(f"MySQL {self.display}") from None
-            raise
-        except BaseException:
-            conn.close()
-            raise
-        self._idle.append(conn)
-        return list(rows)
-
-    def _timed(self, conn):
-        """The connection with the statement timeout set: MariaDB's max_statement_time (seconds),
-        else MySQL's max_execution_time (milliseconds, SELECTs)."""
-        if self.statement_timeout:
-            import pymysql
-
-            with conn.cursor() as cursor:
-                try:
-                    cursor.execute(f"SET SESSION max_statement_time = {float(self.statement_timeout)}")
-                except pymysql.err.OperationalError:
-                    cursor.execute(f"SET SESSION max_execution_time = {int(self.statement_timeout * 1000)}")
-        return conn
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
-
-    def _write_connection(self):
-        return self._connect()
-
-    def execute_write(self, statement: Where) -> int:
-        conn = self._connect()
-        try:
-            with conn.cursor() as cursor:
-                deleted = cursor.execute(statement.sql("%s", escape_percent=True), self.bind(statement))
-            conn.commit()
-            return deleted
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-
     def delete_round_sql(self, table: TableName, where: Where | None, keys: tuple[str, ...], limit: int) -> Where:
         # MySQL refuses LIMIT in an IN subquery, but deletes with ORDER BY ... LIMIT directly.
         order = f" ORDER BY {', '.join(self.quote(k) for k in keys)}" if keys else ""
-        return self.statement(f"DELETE FROM {self.qualified(table)}", where, f"{order} LIMIT {int(limit)}")
-
-    # --- loading -----------------------------------------------------------------------------------
-    def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
-        created = not self.table_exists(table)
-        conn = self._connect()
-        try:
-            with conn.cursor() as cursor:
-                if created:
-                    cursor.execute(self.create_table_sql(table, schema))  # DDL commits on its own in MySQL
-                conn.begin()
-                # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
-                clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
-                cursor.execute(clear.sql("%s", escape_percent=True), self.bind(clear))
-                # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
-                cursor.execute(self._time_zone_sql("+00:00"))
-                loaded = 0
-                with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
-                    path = os.path.join(folder, "rows.csv")
-                    for file in files:
-                        loaded += self._load_file(cursor, table, schema, file, path)
-                self.check_loaded(table, loaded, expected_rows)
-            conn.commit()
-            return loaded
-        except BaseException:
-            conn.rollback()
-            if created:  # no half-made table left behind either
-                with conn.cursor() as cursor:
-                    cursor.execute(f"DROP TABLE IF EXISTS {self.qualified(table)}")
-            raise
-        finally:
-            conn.close()
-
-    def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
-        with open(path, "wb") as sink:
-            for batch in file.record_batches():
-                self.refuse_unloadable(table, schema, batch)
-                pacsv.write_csv(_load_text(batch, schema), sink, pacsv.WriteOptions(
-                    include_header=False, quoting_style="all_valid", null_string="NULL"))
-        targets, sets = [], []
-        for index, column in enumerate(schema.columns):
-            if column.kind is Kind.BINARY:
-                targets.append(f"@b{index}")
-                sets.append(f"{self.quote(column.name)} = UNHEX(@b{index})")
-            else:
-                targets.append(self.quote(column.name))
-        sql = (
-            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.qualified(table)} CHARACTER SET utf8mb4 "
-            "FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
-            f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
-        )
-        loaded = cursor.execute(sql, (path,))
-        cursor.execute("SHOW WARNINGS LIMIT 3")
-        warnings = cursor.fetchall()
-        if warnings:  # LOCAL turns errors into warnings: a truncated or converted value is a failure here
-            raise LoadFailed(f"loading {table} was refused by MySQL: " + "; ".join(f"{w[2]}" for w in warnings) + "; rolled back")
-        return loaded
+        return Where.statement(f"DELETE FROM {self.qualified(table)}", where, f"{order} LIMIT {int(limit)}")
 
     # --- data diff idioms -------------------------------------------------------------------------
-    param = "%s"
-    param_escapes_percent = True
-
     def concat_sql(self, parts: list[str]) -> str:
         return f"CONCAT({', '.join(parts)})"
 
@@ -512,6 +312,171 @@ class MySQLDialect(Dialect):
         if isinstance(value, UUID):
             return str(value)
         return value
+
+
+class MySQLDatabase(ServerDatabase):
+    dialect_class = MySQLDialect
+    kind_label = "MySQL"
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        super().__init__(url, timezone)
+        self.sa_url = self.sa_url.set(drivername="mysql+pymysql")
+        self.display = self.sa_url.render_as_string(hide_password=True)
+
+    def _make_dialect(self) -> MySQLDialect:
+        return MySQLDialect(self.timezone, binary_collation=lambda: self.binary_collation)
+
+    @property
+    def sqlalchemy_url(self):
+        return self.sa_url
+
+    @cached_property
+    def binary_collation(self) -> str:
+        found = {r[0] for r in self.query(
+            "SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)", _NO_PAD_BINARY)}
+        return next((c for c in _NO_PAD_BINARY if c in found), "utf8mb4_bin")
+
+    def _connect(self):
+        import pymysql
+
+        url = self.sa_url
+        try:
+            conn = pymysql.connect(
+                host=url.host or "localhost", port=url.port or 3306, user=url.username, password=url.password or "",
+                database=url.database, charset="utf8mb4", local_infile=True, autocommit=False,
+            )
+        except pymysql.err.OperationalError as error:
+            raise DatabaseUnreachable(f"cannot connect to {self.label}: {error.args[-1]}") from None
+        with conn.cursor() as cursor:
+            for statement in self.dialect.session_sql():
+                cursor.execute(statement)
+        return conn
+
+    def _limit_statements(self, connection) -> None:
+        """MariaDB's max_statement_time (seconds), else MySQL's max_execution_time (milliseconds, SELECTs)."""
+        import pymysql
+
+        with connection.cursor() as cursor:
+            try:
+                cursor.execute(f"SET SESSION max_statement_time = {float(self.statement_timeout)}")
+            except pymysql.err.OperationalError:
+                cursor.execute(f"SET SESSION max_execution_time = {int(self.statement_timeout * 1000)}")
+
+    def _fetch(self, connection, sql: str, params: tuple) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return cursor.fetchall()
+
+    def _is_timeout(self, error: Exception) -> bool:
+        import pymysql
+
+        return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in _STATEMENT_TIMEOUT_ERRORS
+
+    def _column(self, sa_type, table, name, nullable) -> Column:
+        return _column(sa_type, table, name, nullable)
+
+    def check_connection(self) -> None:
+        self._connect().close()
+
+    def table_exists(self, table: TableName) -> bool:
+        return bool(self.query(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+            (table.schema, table.name),
+        ))
+
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        rows = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) "
+            "AND table_type = 'BASE TABLE' ORDER BY table_name", (schema,),
+        )
+        return [r[0] for r in rows]
+
+    # --- reading -----------------------------------------------------------------------------------
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        """Streamed by connectorx (Rust, MySQL's binary protocol straight into Arrow): about 9x the
+        rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot)."""
+        import connectorx as cx
+
+        sql = self.dialect.inline(self.dialect.select_sql(table, schema, where, order_by))
+        url = self.sa_url.set(drivername="mysql").render_as_string(hide_password=False)
+        try:
+            reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=_READ_BATCH_ROWS,
+                                 pre_execution_query=self.dialect.session_sql())
+            for batch in reader:
+                yield _canonical_batch(batch, schema)
+        except BaseException as error:
+            if type(error).__name__ != "PanicException":  # connectorx panics on values it cannot convert
+                raise
+            raise self._unreadable(table, schema, error) from None
+
+    def _unreadable(self, table: TableName, schema: TableSchema, error: BaseException) -> Exception:
+        """Name the column behind a value connectorx could not convert: in practice a zero date."""
+        for column in schema.columns:
+            if column.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+                q = self.dialect.quote(column.name)
+                if self.query(f"SELECT 1 FROM {self.dialect.qualified(table)} WHERE CAST({q} AS CHAR) REGEXP '^0000|-00' LIMIT 1"):
+                    return UnsupportedColumn(
+                        f"column {table}.{column.name} holds MySQL's zero date (a 0000 year, 00 month or 00 day), "
+                        "which no other database can hold; fix those rows or leave them out with a source_where"
+                    )
+        return UnsupportedColumn(f"table {table} holds a value that cannot be read exactly: {str(error).splitlines()[0]}")
+
+    # --- loading -----------------------------------------------------------------------------------
+    def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        sql = self.dialect
+        created = not self.table_exists(table)
+        conn = self._connect()
+        try:
+            with conn.cursor() as cursor:
+                if created:
+                    cursor.execute(sql.create_table_sql(table, schema))  # DDL commits on its own in MySQL
+                conn.begin()
+                # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
+                cursor.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(table)}", where)))
+                # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
+                cursor.execute(sql.time_zone_sql("+00:00"))
+                loaded = 0
+                with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
+                    path = os.path.join(folder, "rows.csv")
+                    for file in files:
+                        loaded += self._load_file(cursor, table, schema, file, path)
+                sql.check_loaded(table, loaded, expected_rows)
+            conn.commit()
+            return loaded
+        except BaseException:
+            conn.rollback()
+            if created:  # no half-made table left behind either
+                with conn.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(table)}")
+            raise
+        finally:
+            conn.close()
+
+    def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
+        sql = self.dialect
+        with open(path, "wb") as sink:
+            for batch in file.record_batches():
+                sql.refuse_unloadable(table, schema, batch)
+                pacsv.write_csv(_load_text(batch, schema), sink, pacsv.WriteOptions(
+                    include_header=False, quoting_style="all_valid", null_string="NULL"))
+        targets, sets = [], []
+        for index, column in enumerate(schema.columns):
+            if column.kind is Kind.BINARY:
+                targets.append(f"@b{index}")
+                sets.append(f"{sql.quote(column.name)} = UNHEX(@b{index})")
+            else:
+                targets.append(sql.quote(column.name))
+        load = (
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {sql.qualified(table)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
+            f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
+        )
+        loaded = cursor.execute(load, (path,))
+        cursor.execute("SHOW WARNINGS LIMIT 3")
+        warnings = cursor.fetchall()
+        if warnings:  # LOCAL turns errors into warnings: a truncated or converted value is a failure here
+            raise LoadFailed(f"loading {table} was refused by MySQL: " + "; ".join(f"{w[2]}" for w in warnings) + "; rolled back")
+        return loaded
 
 
 def _scientific_sql(x: str) -> str:

@@ -10,15 +10,14 @@ encodes every value, decimals above all, on one core of ours; text leaves the pa
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound, UnsupportedColumn
+from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import Dialect, LoadFile, Unloadable
+from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
 # export, 16 MB -> 255 MB, 64 MB -> 369 MB, at the same speed.
@@ -115,78 +114,15 @@ def _array_literal(values: list) -> str:
     return "{" + ",".join(element(v) for v in values) + "}"
 
 
-class PostgresDialect(Dialect):
+class PostgresDialect(SqlDialect):
     name = "postgresql"
     type_sql = _TYPE_SQL
     unloadable = (Unloadable(frozenset({Kind.STRING, Kind.JSON}), lambda a: pc.match_substring(a, "\x00"),
                              "and PostgreSQL text cannot hold the character NUL"),)
-    loads_csv_text = True
     max_identifier_length = 63  # NAMEDATALEN - 1: PostgreSQL would silently truncate longer names
     row_locator = "ctid"
-
-    def __init__(self, url: str, timezone: str = "UTC"):
-        super().__init__(url, timezone)
-        from sqlalchemy.engine import make_url
-
-        self.sa_url = make_url(url)
-        # libpq's own URI form (no SQLAlchemy driver suffix), shared by psycopg and ADBC.
-        self.libpq_uri = self.sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self.display = self.sa_url.render_as_string(hide_password=True)
-        self._idle: list = []  # pooled psycopg connections for query(); list.pop/append are atomic
-
-    @cached_property
-    def engine(self):
-        import sqlalchemy as sa
-
-        return sa.create_engine(
-            self.sa_url.set(drivername="postgresql+psycopg"),
-            poolclass=sa.pool.NullPool,
-            connect_args={"options": f"-c TimeZone={self.timezone}"},
-        )
-
-    def _psycopg(self):
-        import psycopg
-
-        try:
-            return psycopg.connect(self.libpq_uri, options=f"-c TimeZone={self.timezone} -c DateStyle=ISO")
-        except psycopg.OperationalError as error:
-            raise DatabaseUnreachable(f"cannot connect to PostgreSQL {self.display}: {error}".strip()) from None
-
-    def check_connection(self) -> None:
-        self._psycopg().close()
-
-    def _schema_name(self, table: TableName) -> str:
-        return table.schema or "public"
-
-    def _regclass(self, table: TableName) -> str:
-        """The table's name as to_regclass() takes it, schema made explicit."""
-        return self.qualified(TableName(table.name, self._schema_name(table)))
-
-    def table_exists(self, table: TableName) -> bool:
-        with self._psycopg() as conn:
-            return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
-
-    def list_tables(self, schema: str | None = None) -> list[str]:
-        with self._psycopg() as conn:
-            rows = conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-                "AND table_type = 'BASE TABLE' ORDER BY table_name",
-                (schema or "public",),
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def reflect(self, table: TableName) -> TableSchema:
-        import sqlalchemy as sa
-
-        if not self.table_exists(table):
-            raise TableNotFound(f"table {table} does not exist in PostgreSQL {self.display}")
-        inspector = sa.inspect(self.engine)
-        schema = self._schema_name(table)
-        columns = tuple(
-            _column(c["type"], table, c["name"], c["nullable"]) for c in inspector.get_columns(table.name, schema=schema)
-        )
-        primary_key = tuple(inspector.get_pk_constraint(table.name, schema=schema)["constrained_columns"])
-        return TableSchema(columns=columns, primary_key=primary_key)
+    param = "%s"
+    param_escapes_percent = True
 
     def select_expression(self, column: Column) -> str:
         name = self.quote(column.name)
@@ -195,45 +131,6 @@ class PostgresDialect(Dialect):
         if column.kind in (Kind.DECIMAL, Kind.UUID, Kind.JSON) or column.padded:
             return f"{name}::text AS {name}"  # char(n)::text drops the padding
         return name
-
-    def _adbc(self):
-        import adbc_driver_postgresql.dbapi as adbc
-
-        try:
-            conn = adbc.connect(self.libpq_uri)
-        except Exception as error:  # ADBC raises its own OperationalError family
-            raise DatabaseUnreachable(f"cannot connect to PostgreSQL {self.display}: {error}") from None
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"SET TIME ZONE '{self.timezone.replace(chr(39), chr(39) * 2)}'")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
-        statement = self.select_sql(table, schema, where, order_by)
-        target = schema.arrow_schema
-        conn = self._adbc()
-        try:
-            cursor = conn.cursor()
-            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
-            cursor.execute(statement.sql("${n}"), self.bind(statement) or None)  # ADBC binds $1, $2, ...
-            for batch in cursor.fetch_record_batch():
-                arrays = []
-                for column, array, field in zip(schema.columns, batch.columns, target):
-                    if _scaled_decimal(column):
-                        array = _decimal_from_scaled(array, field.type)
-                    elif array.type != field.type:
-                        array = array.cast(field.type)
-                    arrays.append(array)
-                yield pa.RecordBatch.from_arrays(arrays, schema=target)
-        finally:
-            conn.close()
-
-    # --- data diff idioms -------------------------------------------------------------------------
-    param = "%s"
-    param_escapes_percent = True
 
     def canonical_text_sql(self, column: Column) -> str:
         q = self.quote(column.name)
@@ -265,6 +162,12 @@ class PostgresDialect(Dialect):
 
     def row_hash_sql(self, text_sql: str) -> str:
         return f"('x' || substr(md5({text_sql}), 18))::bit(60)::bigint"
+
+    def byte_length_sql(self, text_sql: str) -> str:
+        return f"octet_length({text_sql})"
+
+    def int_div_sql(self, dividend_sql: str, divisor: int) -> str:
+        return f"({dividend_sql}) / {int(divisor)}"  # integer division of integers
 
     # Hash opclasses agree with equality: numeric 1.50 = 1.5, int2/int4/int8 hash alike, bpchar
     # ignores trailing blanks as its text does. Floats are left out (the contract compares them to
@@ -298,52 +201,7 @@ class PostgresDialect(Dialect):
             return f"{names[0]} = ANY({typed})", arrays
         return f"({', '.join(names)}) IN (SELECT * FROM unnest({typed}))", arrays
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        import psycopg
-
-        conn = self._pooled()
-        try:
-            rows = conn.execute(sql, params).fetchall()
-            conn.rollback()  # read-only: end the snapshot, keep the connection
-        except psycopg.errors.QueryCanceled as error:
-            conn.close()
-            if "statement timeout" in str(error):
-                raise self.timed_out(f"PostgreSQL {self.display}") from None
-            raise
-        except BaseException:
-            conn.close()
-            raise
-        self._idle.append(conn)
-        return rows
-
-    def _pooled(self):
-        """A connection from this dialect's small pool (a diff issues many short queries)."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            conn = self._psycopg()
-            if self.statement_timeout:
-                conn.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
-                conn.commit()
-            return conn
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
-
-    def _write_connection(self):
-        return self._psycopg()
-
-    def execute_write(self, statement: Where) -> int:
-        with self._psycopg() as conn:  # commits on leaving the block, rolls back on any exception
-            return conn.execute(statement.sql("%s", escape_percent=True), self.bind(statement)).rowcount
-
-    def count_rows(self, table: TableName, where=None) -> int:
-        statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
-        with self._psycopg() as conn:
-            return conn.execute(statement.sql("%s", escape_percent=True), self.bind(statement)).fetchone()[0]
-
-    def _create_sql(self, table: TableName, schema: TableSchema) -> tuple[str, str | None]:
+    def create_without_key_sql(self, table: TableName, schema: TableSchema) -> tuple[str, str | None]:
         """CREATE TABLE without its primary key, and the ALTER that adds it once the rows are in:
         one index build after the load is much faster than maintaining the index row by row."""
         bare = TableSchema(columns=schema.columns)
@@ -354,20 +212,116 @@ class PostgresDialect(Dialect):
         )
         return self.create_table_sql(table, bare), add_key
 
-    def _clear_sql(self, table: TableName, where) -> Where:
+    def clear_sql(self, table: TableName, where) -> Where:
         """A full refresh TRUNCATEs (transactional in PostgreSQL): no dead rows for the new ones to
         wade through, table identity (grants, views, indexes) kept. Its lock makes readers wait for
         the commit and then see the new rows. A slice (where) is DELETEd: readers keep seeing the
         old rows of that slice until the commit."""
         if where is None:
             return Where.text(f"TRUNCATE {self.qualified(table)}")
-        return self.statement(f"DELETE FROM {self.qualified(table)}", where)
+        return Where.statement(f"DELETE FROM {self.qualified(table)}", where)
+
+
+class PostgresDatabase(ServerDatabase):
+    dialect_class = PostgresDialect
+    kind_label = "PostgreSQL"
+    loads_csv_text = True
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        super().__init__(url, timezone)
+        # libpq's own URI form (no SQLAlchemy driver suffix), shared by psycopg and ADBC.
+        self.libpq_uri = self.sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    @property
+    def sqlalchemy_url(self):
+        return self.sa_url.set(drivername="postgresql+psycopg")
+
+    def _connect(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self.libpq_uri, options=f"-c TimeZone={self.timezone} -c DateStyle=ISO")
+        except psycopg.OperationalError as error:
+            raise DatabaseUnreachable(f"cannot connect to {self.label}: {error}".strip()) from None
+
+    def _limit_statements(self, connection) -> None:
+        connection.execute(f"SET statement_timeout = {int(self.statement_timeout * 1000)}")
+        connection.commit()
+
+    def _fetch(self, connection, sql: str, params: tuple) -> list[tuple]:
+        return connection.execute(sql, params).fetchall()
+
+    def _is_timeout(self, error: Exception) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.errors.QueryCanceled) and "statement timeout" in str(error)
+
+    def _column(self, sa_type, table, name, nullable) -> Column:
+        return _column(sa_type, table, name, nullable)
+
+    def check_connection(self) -> None:
+        self._connect().close()
+
+    def _reflection_schema(self, table: TableName) -> str:
+        return table.schema or "public"
+
+    def _regclass(self, table: TableName) -> str:
+        """The table's name as to_regclass() takes it, schema made explicit."""
+        return self.dialect.qualified(TableName(table.name, self._reflection_schema(table)))
+
+    def table_exists(self, table: TableName) -> bool:
+        with self._connect() as conn:
+            return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
+
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_type = 'BASE TABLE' ORDER BY table_name",
+                (schema or "public",),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def _adbc(self):
+        import adbc_driver_postgresql.dbapi as adbc
+
+        try:
+            conn = adbc.connect(self.libpq_uri)
+        except Exception as error:  # ADBC raises its own OperationalError family
+            raise DatabaseUnreachable(f"cannot connect to {self.label}: {error}") from None
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"SET TIME ZONE '{self.timezone.replace(chr(39), chr(39) * 2)}'")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        statement = self.dialect.select_sql(table, schema, where, order_by)
+        target = schema.arrow_schema
+        conn = self._adbc()
+        try:
+            cursor = conn.cursor()
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
+            cursor.execute(statement.sql("${n}"), self.dialect.bind(statement) or None)  # ADBC binds $1, $2, ...
+            for batch in cursor.fetch_record_batch():
+                arrays = []
+                for column, array, field in zip(schema.columns, batch.columns, target):
+                    if _scaled_decimal(column):
+                        array = _decimal_from_scaled(array, field.type)
+                    elif array.type != field.type:
+                        array = array.cast(field.type)
+                    arrays.append(array)
+                yield pa.RecordBatch.from_arrays(arrays, schema=target)
+        finally:
+            conn.close()
 
     def _refusal(self, table: TableName, schema: TableSchema, file: LoadFile, error: Exception) -> LoadFailed:
         """COPY refused a value: name its column and key (the file is read again, only on failure)."""
         for batch in file.record_batches():
             try:
-                self.refuse_unloadable(table, schema, batch)
+                self.dialect.refuse_unloadable(table, schema, batch)
             except LoadFailed as refusal:
                 return refusal
         return LoadFailed(f"cannot load table {table}: PostgreSQL refused a value: {str(error).splitlines()[0]}; nothing was loaded")
@@ -375,19 +329,19 @@ class PostgresDialect(Dialect):
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
         import psycopg
 
+        sql = self.dialect
         copy_sql = (
-            f"COPY {self.qualified(table)} ({', '.join(self.quote(n) for n in schema.names)}) "
+            f"COPY {sql.qualified(table)} ({', '.join(sql.quote(n) for n in schema.names)}) "
             "FROM STDIN (FORMAT csv, HEADER true)"
         )
-        create, add_key = self._create_sql(table, schema)
-        with self._psycopg() as conn:
+        create, add_key = sql.create_without_key_sql(table, schema)
+        with self._connect() as conn:
             # psycopg's transaction block rolls back on any exception, BaseException included.
             with conn.transaction():
                 created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
                 if created:
                     conn.execute(create)
-                clear = self._clear_sql(table, where)
-                conn.execute(clear.sql("%s", escape_percent=True), self.bind(clear))
+                conn.execute(*sql.render(sql.clear_sql(table, where)))
                 loaded = 0
                 with conn.cursor() as cursor:
                     for file in files:
@@ -400,5 +354,5 @@ class PostgresDialect(Dialect):
                         loaded += cursor.rowcount
                 if created and add_key:
                     conn.execute(add_key)
-                self.check_loaded(table, loaded, expected_rows)
+                sql.check_loaded(table, loaded, expected_rows)
             return loaded

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from ..columns import MAX_DECIMAL128_PRECISION, Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound
 from ..filters import Where
-from .base import Dialect, LoadFile, Unloadable
+from .base import Database, LoadFile, SqlDialect, Unloadable
 
 _READ_BATCH_ROWS = 10_000
 
@@ -166,13 +166,14 @@ def _numeric_affinity(declared: str) -> bool:
     return not any(word in upper for word in ("INT", "CHAR", "CLOB", "TEXT", "BLOB")) and upper != ""
 
 
-class SQLiteDialect(Dialect):
+class SQLiteDialect(SqlDialect):
     name = "sqlite"
     type_sql = _TYPE_SQL
     varchar_sql = "VARCHAR"
     row_locator = "rowid"
     unloadable = (Unloadable(frozenset({Kind.FLOAT32, Kind.FLOAT64}), pc.is_nan,
                              "which SQLite cannot hold (SQLite stores NaN as NULL)"),)
+    lock_rows_sql = ""  # BEGIN IMMEDIATE has locked out every other writer of the database
 
     def column_type_sql(self, column: Column) -> str:
         if column.kind is Kind.DECIMAL and (column.precision is None or column.precision > _EXACT_DECIMAL_DIGITS):
@@ -180,117 +181,8 @@ class SQLiteDialect(Dialect):
             return f"{_DECIMAL_AS_TEXT}{exact}"
         return super().column_type_sql(column)
 
-    def _refuse_lossy_decimals(self, conn: sqlite3.Connection, table: TableName, schema: TableSchema) -> None:
-        """An existing table whose wide decimal columns have NUMERIC affinity would keep 15 digits."""
-        declared = {name: decl or "" for _, name, decl, *_ in conn.execute(f"PRAGMA table_info({self.quote(table.name)})")}
-        for column in schema.columns:
-            wide = column.kind is Kind.DECIMAL and (column.precision or 99) > _EXACT_DECIMAL_DIGITS
-            if wide and _numeric_affinity(declared.get(column.name, "")):
-                raise LoadFailed(
-                    f"cannot load table {table}: column {column.name} is declared {declared[column.name]}, so SQLite would "
-                    f"keep only {_EXACT_DECIMAL_DIGITS} significant digits of its decimals; declare it "
-                    f"{self.column_type_sql(column)} (TEXT affinity, exact) or drop the table to let the import create it"
-                )
-
-    def __init__(self, url: str, timezone: str = "UTC"):
-        super().__init__(url, timezone)
-        from sqlalchemy.engine import make_url
-
-        database = make_url(url).database
-        if not database or database == ":memory:":
-            raise ValueError(f"SQLite URL {url!r} must name a database file (sqlite:///path/to/file.db)")
-        self.path = Path(database)
-
-    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
-        if readonly and not self.path.exists():
-            raise DatabaseUnreachable(f"SQLite database file {self.path} does not exist")
-        if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
-        except sqlite3.Error as error:
-            raise DatabaseUnreachable(f"cannot open SQLite database {self.path}: {error}") from None
-
-    def check_connection(self) -> None:
-        self._connect(readonly=self.path.exists()).close()
-
-    def table_exists(self, table: TableName) -> bool:
-        if not self.path.exists():
-            return False
-        with self._connect(readonly=True) as conn:
-            return conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
-            ).fetchone() is not None
-
-    lock_rows_sql = ""  # BEGIN IMMEDIATE has locked out every other writer of the database
-
-    def _write_connection(self) -> sqlite3.Connection:
-        conn = self._with_diff_functions(self._connect())
-        conn.execute("BEGIN IMMEDIATE")
-        return conn
-
-    @staticmethod
-    def _with_diff_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
-        """The row hash and exact sum the diff's SQL calls (SQLite has neither built in)."""
-        conn.create_function("sync_md5_60", 1, _md5_60, deterministic=True)
-        conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
-        return conn
-
-    def execute_write(self, statement: Where) -> int:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = conn.execute(statement.sql("?"), self.bind(statement)).rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return deleted
-        finally:
-            conn.close()
-
-    def list_tables(self, schema: str | None = None) -> list[str]:
-        if schema not in (None, "main"):
-            raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")
-        if not self.path.exists():
-            raise DatabaseUnreachable(f"SQLite database {self.path} does not exist")
-        with self._connect(readonly=True) as conn:
-            rows = conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def reflect(self, table: TableName) -> TableSchema:
-        if not self.table_exists(table):
-            raise TableNotFound(f"table {table} does not exist in SQLite database {self.path}")
-        conn = self._connect(readonly=True)
-        try:
-            info = conn.execute(f"PRAGMA table_info({self.quote(table.name)})").fetchall()
-        finally:
-            conn.close()
-        columns = tuple(_column_from_declared(name, declared or "", bool(notnull)) for _, name, declared, notnull, _, _ in info)
-        primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
-        return TableSchema(columns=columns, primary_key=primary_key)
-
     def qualified(self, table: TableName) -> str:
         return self.quote(table.name)  # SQLite has no schemas beyond attached databases
-
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
-        readers = [_reader(c) for c in schema.columns]
-        conn = self._connect(readonly=True)
-        try:
-            statement = self.select_sql(table, schema, where, order_by)
-            cursor = conn.execute(statement.sql("?"), self.bind(statement))
-            while rows := cursor.fetchmany(_READ_BATCH_ROWS):
-                columns = list(zip(*rows))
-                yield pa.RecordBatch.from_arrays(
-                    [read(list(values)) for read, values in zip(readers, columns)], schema=schema.arrow_schema
-                )
-        finally:
-            conn.close()
 
     # --- data diff idioms: SQLite stores what the sync wrote (ISO text, REAL or exact text numbers) --
     def canonical_text_sql(self, column: Column) -> str:
@@ -328,8 +220,17 @@ class SQLiteDialect(Dialect):
             return f"lower({text})"
         return text
 
+    def naive_as_utc_sql(self, column: Column) -> str:
+        raise self.no_time_zones(column)  # SQLite knows no time zones
+
     def byte_length_sql(self, text_sql: str) -> str:
         return f"length(CAST({text_sql} AS BLOB))"  # length() of a text stops at a NUL character
+
+    def int_div_sql(self, dividend_sql: str, divisor: int) -> str:
+        return f"({dividend_sql}) / {int(divisor)}"  # integer division of integers
+
+    def key_sql(self, column: Column) -> str:
+        return self.quote(column.name)  # BINARY collation: byte order already
 
     def row_hash_sql(self, text_sql: str) -> str:
         return f"sync_md5_60({text_sql})"
@@ -347,6 +248,94 @@ class SQLiteDialect(Dialect):
             return str(value)
         return value
 
+
+class SQLiteDatabase(Database):
+    dialect_class = SQLiteDialect
+
+    def __init__(self, url: str, timezone: str = "UTC"):
+        super().__init__(url, timezone)
+        from sqlalchemy.engine import make_url
+
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            raise ValueError(f"SQLite URL {url!r} must name a database file (sqlite:///path/to/file.db)")
+        self.path = Path(database)
+
+    @property
+    def label(self) -> str:
+        return f"SQLite {self.path}"
+
+    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+        if readonly and not self.path.exists():
+            raise DatabaseUnreachable(f"SQLite database file {self.path} does not exist")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        except sqlite3.Error as error:
+            raise DatabaseUnreachable(f"cannot open SQLite database {self.path}: {error}") from None
+
+    def check_connection(self) -> None:
+        self._connect(readonly=self.path.exists()).close()
+
+    def table_exists(self, table: TableName) -> bool:
+        if not self.path.exists():
+            return False
+        with self._connect(readonly=True) as conn:
+            return conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", (table.name,)
+            ).fetchone() is not None
+
+    def _write_connection(self) -> sqlite3.Connection:
+        conn = self._with_diff_functions(self._connect())
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
+
+    @staticmethod
+    def _with_diff_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The row hash and exact sum the diff's SQL calls (SQLite has neither built in)."""
+        conn.create_function("sync_md5_60", 1, _md5_60, deterministic=True)
+        conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
+        return conn
+
+    def list_tables(self, schema: str | None = None) -> list[str]:
+        if schema not in (None, "main"):
+            raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")
+        if not self.path.exists():
+            raise DatabaseUnreachable(f"SQLite database {self.path} does not exist")
+        with self._connect(readonly=True) as conn:
+            rows = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def reflect(self, table: TableName) -> TableSchema:
+        if not self.table_exists(table):
+            raise TableNotFound(f"table {table} does not exist in SQLite database {self.path}")
+        conn = self._connect(readonly=True)
+        try:
+            info = conn.execute(f"PRAGMA table_info({self.dialect.quote(table.name)})").fetchall()
+        finally:
+            conn.close()
+        columns = tuple(_column_from_declared(name, declared or "", bool(notnull)) for _, name, declared, notnull, _, _ in info)
+        primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
+        return TableSchema(columns=columns, primary_key=primary_key)
+
+    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+        readers = [_reader(c) for c in schema.columns]
+        conn = self._connect(readonly=True)
+        try:
+            cursor = conn.execute(*self.dialect.render(self.dialect.select_sql(table, schema, where, order_by)))
+            while rows := cursor.fetchmany(_READ_BATCH_ROWS):
+                columns = list(zip(*rows))
+                yield pa.RecordBatch.from_arrays(
+                    [read(list(values)) for read, values in zip(readers, columns)], schema=schema.arrow_schema
+                )
+        finally:
+            conn.close()
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         conn = self._with_diff_functions(self._connect(readonly=True))
         if self.statement_timeout:
@@ -356,40 +345,44 @@ class SQLiteDialect(Dialect):
             return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as error:
             if self.statement_timeout and str(error) == "interrupted":
-                raise self.timed_out(f"SQLite {self.path}") from None
+                raise self.timed_out() from None
             raise
         finally:
             conn.close()
 
-    def count_rows(self, table: TableName, where=None) -> int:
-        conn = self._connect(readonly=True)
-        try:
-            statement = self.statement(f"SELECT count(*) FROM {self.qualified(table)}", where)
-            return conn.execute(statement.sql("?"), self.bind(statement)).fetchone()[0]
-        finally:
-            conn.close()
+    def _refuse_lossy_decimals(self, conn: sqlite3.Connection, table: TableName, schema: TableSchema) -> None:
+        """An existing table whose wide decimal columns have NUMERIC affinity would keep 15 digits."""
+        declared = {name: decl or "" for _, name, decl, *_ in conn.execute(f"PRAGMA table_info({self.dialect.quote(table.name)})")}
+        for column in schema.columns:
+            wide = column.kind is Kind.DECIMAL and (column.precision or 99) > _EXACT_DECIMAL_DIGITS
+            if wide and _numeric_affinity(declared.get(column.name, "")):
+                raise LoadFailed(
+                    f"cannot load table {table}: column {column.name} is declared {declared[column.name]}, so SQLite would "
+                    f"keep only {_EXACT_DECIMAL_DIGITS} significant digits of its decimals; declare it "
+                    f"{self.dialect.column_type_sql(column)} (TEXT affinity, exact) or drop the table to let the import create it"
+                )
 
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        sql = self.dialect
         insert = (
-            f"INSERT INTO {self.qualified(table)} ({', '.join(self.quote(n) for n in schema.names)}) "
+            f"INSERT INTO {sql.qualified(table)} ({', '.join(sql.quote(n) for n in schema.names)}) "
             f"VALUES ({', '.join('?' for _ in schema.columns)})"
         )
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table.name,)).fetchone():
-                conn.execute(self.create_table_sql(table, schema))
+                conn.execute(sql.create_table_sql(table, schema))
             else:
                 self._refuse_lossy_decimals(conn, table, schema)
-            clear = self.statement(f"DELETE FROM {self.qualified(table)}", where)
-            conn.execute(clear.sql("?"), self.bind(clear))
+            conn.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(table)}", where)))
             loaded = 0
             for file in files:
                 for batch in file.record_batches():
-                    self.refuse_unloadable(table, schema, batch)
+                    sql.refuse_unloadable(table, schema, batch)
                     conn.executemany(insert, zip(*_storage_columns(batch, schema)))
                     loaded += batch.num_rows
-            self.check_loaded(table, loaded, expected_rows)
+            sql.check_loaded(table, loaded, expected_rows)
             conn.execute("COMMIT")
             return loaded
         except BaseException:

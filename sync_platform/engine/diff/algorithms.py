@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..columns import Column, Kind, TableSchema
 from .queries import KeyRange, SliceQueries, Stats
-from .values import DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
+from .values import ALGORITHMS, DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
 
 log = logging.getLogger("sync_platform.diff")
 _EMPTY = Stats(0, 0)
@@ -73,8 +73,8 @@ _TEXT_KINDS = {Kind.STRING, Kind.JSON}
 def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols: list[Column]) -> frozenset[str] | None:
     """Both sides one dialect with a native row hash: the columns it may hash as typed values
     (same kind on both sides, or integers of any width); None: use md5 of canonical text."""
-    dialect = source.dialect
-    if type(dialect) is not type(target.dialect) or dialect.native_row_hash_sql([]) is None:
+    dialect = source.database.dialect
+    if type(dialect) is not type(target.database.dialect) or dialect.native_row_hash_sql([]) is None:
         return None
     return frozenset(
         s.name
@@ -84,11 +84,11 @@ def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols:
     )
 
 
-def count_diff(source: Side, target: Side) -> DiffResult:
+def count_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
     started = time.monotonic()
     source, target = source.rendered(), target.rendered()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="countdiff") as pool:
-        counts = [pool.submit(s.dialect.count_rows, s.table, s.where) for s in (source, target)]
+        counts = [pool.submit(s.database.count_rows, s.table, s.where) for s in (source, target)]
         source_rows, target_rows = (f.result() for f in counts)
     return DiffResult("countdiff", source_rows, target_rows, source_rows == target_rows, seconds=time.monotonic() - started)
 
@@ -207,7 +207,7 @@ class _HashDiff:
 def slice_queries(source: Side, target: Side, options: DiffOptions, need_key: bool) -> tuple[SliceQueries, SliceQueries]:
     """Both sides' queries under the contract: the same key and compared columns, each rendered in
     its own dialect, hashing rows the same way on both sides."""
-    source_schema, target_schema = (s.dialect.reflect(s.table) for s in (source, target))
+    source_schema, target_schema = (s.database.reflect(s.table) for s in (source, target))
     source, target = source.rendered(source_schema), target.rendered(target_schema)
     s_keys, s_cols, t_keys, t_cols = _resolve_columns(source_schema, target_schema, options, need_key)
     source_naive, target_naive = _naive_against_aware(s_keys + s_cols, t_keys + t_cols)
@@ -220,24 +220,28 @@ def slice_queries(source: Side, target: Side, options: DiffOptions, need_key: bo
             SliceQueries(target, t_keys, t_cols, native, target_naive, target_text))
 
 
-def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None) -> DiffResult:
-    """Compare the source slice with the target slice using options.algorithm."""
-    if options.algorithm == "countdiff":
-        return count_diff(source, target)
+def md5_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
     started = time.monotonic()
-    logger = logger or log.info
-    source_q, target_q = slice_queries(source, target, options, need_key=options.algorithm == "hashdiff")
-    s_keys = source_q.keys
+    source_q, target_q = slice_queries(source, target, options, need_key=False)
     try:
-        if options.algorithm == "md5diff":
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
-                s_stats, t_stats = (f.result().get(0, _EMPTY) for f in [pool.submit(q.stats, KeyRange()) for q in (source_q, target_q)])
-            if options.verbose:
-                logger(f"md5diff: source {s_stats.rows} rows checksum {s_stats.checksum:x}, target {t_stats.rows} rows checksum {t_stats.checksum:x}")
-            return DiffResult(
-                "md5diff", s_stats.rows, t_stats.rows, s_stats == t_stats, key_columns=tuple(k.name for k in s_keys),
-                segments=1, seconds=time.monotonic() - started, checksums=(s_stats.checksum, t_stats.checksum),
-            )
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
+            s_stats, t_stats = (f.result().get(0, _EMPTY) for f in [pool.submit(q.stats, KeyRange()) for q in (source_q, target_q)])
+        if options.verbose:
+            logger(f"md5diff: source {s_stats.rows} rows checksum {s_stats.checksum:x}, "
+                   f"target {t_stats.rows} rows checksum {t_stats.checksum:x}")
+        return DiffResult(
+            "md5diff", s_stats.rows, t_stats.rows, s_stats == t_stats, key_columns=tuple(k.name for k in source_q.keys),
+            segments=1, seconds=time.monotonic() - started, checksums=(s_stats.checksum, t_stats.checksum),
+        )
+    finally:
+        for side in (source_q, target_q):
+            side.database.close()
+
+
+def hash_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
+    started = time.monotonic()
+    source_q, target_q = slice_queries(source, target, options, need_key=True)
+    try:
         run = _HashDiff(source_q, target_q, options, logger)
         s_stats, t_stats, truncated = run.run()
         inconsistency = None
@@ -251,10 +255,21 @@ def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str
             )
         return DiffResult(
             "hashdiff", s_stats.rows, t_stats.rows, s_stats == t_stats and not run.found,
-            key_columns=tuple(k.name for k in s_keys), rows=tuple(run.found), truncated=truncated,
+            key_columns=tuple(k.name for k in source_q.keys), rows=tuple(run.found), truncated=truncated,
             segments=run.segments, seconds=time.monotonic() - started, checksums=(s_stats.checksum, t_stats.checksum),
             inconsistency=inconsistency,
         )
     finally:
         for side in (source_q, target_q):
-            side.dialect.close()
+            side.database.close()
+
+
+# The order is the spec's: md5diff is the default.
+ALGORITHMS.register("md5diff", md5_diff, "row counts and an order-independent checksum of every row, computed in each database")
+ALGORITHMS.register("hashdiff", hash_diff, "segment checksums bisected down to the differing rows (missing / extra / changed)")
+ALGORITHMS.register("countdiff", count_diff, "row counts of source and target")
+
+
+def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None) -> DiffResult:
+    """Compare the source slice with the target slice using options.algorithm."""
+    return ALGORITHMS.get_value(options.algorithm)(source, target, options, logger or log.info)

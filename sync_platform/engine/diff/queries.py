@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from ..columns import Column, Kind
-from ..dialects.base import as_where
+from ..filters import Where
 from .values import DiffError, Side
 
 Key = tuple  # a key's values as the side's driver returns them
@@ -61,7 +61,8 @@ class SliceQueries:
         self.naive_as_utc = naive_as_utc
         self.length_prefixed = (frozenset(c.name for c in [*keys, *columns] if c.kind in _TEXT_KINDS)
                                 if length_prefixed is None else length_prefixed)
-        self.dialect = side.dialect
+        self.database = side.database
+        self.dialect = side.database.dialect  # the SQL idioms; queries go to self.database
         self.keys = list(keys)
         self.columns = list(columns)  # compared non-key columns
         d = self.dialect
@@ -100,7 +101,7 @@ class SliceQueries:
 
     def _filter(self, key_range: KeyRange) -> tuple[str, tuple]:
         conditions, params = [], ()
-        where = as_where(self.side.where)
+        where = Where.of(self.side.where)
         if where is not None:
             conditions.append(f"({where.sql(self.dialect.param, escape_percent=self.dialect.param_escapes_percent)})")
             params += self.dialect.bind(where)
@@ -133,11 +134,11 @@ class SliceQueries:
         else:
             segment = "0"
         sql = f"SELECT {segment} AS segment, count(*), {self._checksum} FROM {self._table()}{where} GROUP BY 1"
-        return {int(s): Stats(int(n), int(c or 0)) for s, n, c in self.dialect.query(sql, params)}
+        return {int(s): Stats(int(n), int(c or 0)) for s, n, c in self.database.query(sql, params)}
 
     def count(self, key_range: KeyRange) -> int:
         where, params = self._filter(key_range)
-        return int(self.dialect.query(f"SELECT count(*) FROM {self._table()}{where}", params)[0][0])
+        return int(self.database.query(f"SELECT count(*) FROM {self._table()}{where}", params)[0][0])
 
     def quantiles(self, key_range: KeyRange, rows: int, segments: int) -> list[Key]:
         """Keys cutting the range into `segments` parts of equal row counts: boundaries follow the
@@ -154,7 +155,7 @@ class SliceQueries:
             f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = {self.dialect.int_div_sql('rn - 1', step)} * {step} "
             "ORDER BY rn"
         )
-        bounds = [tuple(row) for row in self.dialect.query(sql, params)]
+        bounds = [tuple(row) for row in self.database.query(sql, params)]
         if len(bounds) >= segments:  # a range of `rows` rows has at most segments - 1 inner cuts
             raise DiffError(
                 f"{self.side} returned {len(bounds)} boundaries for {rows} rows cut into {segments} segments, which is "
@@ -166,7 +167,7 @@ class SliceQueries:
         """Canonical texts of the range's rows: key -> compared column values."""
         where, params = self._filter(key_range)
         select = ", ".join(self._canonical(c) for c in self.keys + self.columns)
-        found = self.dialect.query(f"SELECT {select} FROM {self._table()}{where}", params)
+        found = self.database.query(f"SELECT {select} FROM {self._table()}{where}", params)
         width = len(self.keys)
         rows = {tuple(row[:width]): tuple(row[width:]) for row in found}
         if len(rows) != len(found):
@@ -202,6 +203,6 @@ class SliceQueries:
         step = self.dialect.keys_per_statement
         for start in range(0, len(keys), step):
             condition, params = self.dialect.key_in(self.keys, keys[start : start + step])
-            for row in self.dialect.query(f"SELECT {select} FROM {self._table()} WHERE {condition}", params):
+            for row in self.database.query(f"SELECT {select} FROM {self._table()} WHERE {condition}", params):
                 found[tuple(row[: len(self.keys)])] = int(row[len(self.keys)])
         return found

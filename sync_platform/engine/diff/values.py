@@ -6,35 +6,38 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ..columns import TableName, TableSchema
-from ..dialects import Dialect
+from ...registry import Registry
+from ..errors import DiffError, UnknownName
+from ..dialects import Database
 from ..filters import RowFilter, Where
 
-ALGORITHMS = ("countdiff", "md5diff", "hashdiff")
+# name -> the function comparing two sides (algorithms.py registers them).
+ALGORITHMS: Registry = Registry("algorithm")
 # hashdiff's defaults when the spec's "no default" leaves them unset (run_config uses these too).
 DEFAULT_BISECTION_FACTOR = 32
 DEFAULT_BISECTION_THRESHOLD = 16384
 
 
-class DiffError(ValueError):
-    """A diff that cannot be run as asked (no key for hashdiff, a column missing on one side...)."""
+class UnknownAlgorithm(DiffError, UnknownName):
+    """An algorithm name that is not registered, with the valid ones."""
 
 
 @dataclass(frozen=True)
 class Side:
     """One side of a diff: a table (and the WHERE of its slice) in some database."""
 
-    dialect: Dialect
+    database: Database
     table: TableName
     where: RowFilter | Where | str | None = None  # a RowFilter is rendered on the reflected table
 
     def __str__(self) -> str:
-        return f"{self.dialect.name}:{self.table}" + (f" WHERE {self.where}" if self.where else "")
+        return f"{self.database.dialect.name}:{self.table}" + (f" WHERE {self.where}" if self.where else "")
 
     def rendered(self, schema: TableSchema | None = None) -> Side:
         """This side with a RowFilter turned into SQL for its table (`schema`, else reflected)."""
         if not isinstance(self.where, RowFilter):
             return self
-        return replace(self, where=self.where.where(schema or self.dialect.reflect(self.table), self.dialect.quote))
+        return replace(self, where=self.where.where(schema or self.database.reflect(self.table), self.database.dialect.quote))
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class DiffOptions:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise DiffError(f"unknown algorithm {self.algorithm!r}; valid values: {', '.join(ALGORITHMS)}")
+            raise UnknownAlgorithm("algorithm", self.algorithm, ALGORITHMS.names)
         if not 1 <= self.limit <= 1000:
             raise DiffError(f"limit must be 1..1000 (got {self.limit})")
         if self.threads < 1 or self.bisection_factor < 2:

@@ -18,6 +18,16 @@ class FileFormat(ABC):
     name: str  # as in run_config's batch_file_format
     suffix: str
 
+    @classmethod
+    @abstractmethod
+    def for_task(cls, csv_compression: str) -> FileFormat:
+        """The format as a task configures it (`store.csv_compression` applies to CSV only)."""
+
+    @classmethod
+    @abstractmethod
+    def for_file(cls, file_name: str) -> FileFormat | None:
+        """The format that wrote a file of that name (by its suffix), None if not this one."""
+
     @abstractmethod
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
         """The bytes of one export file holding `table` (canonical Arrow types)."""

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from ...errors import UnknownName
 from ..columns import Kind, TableSchema
 from .base import CSV_CHUNK_BYTES, FileFormat
 
 _SUFFIXES = {"zstd": ".csv.zst", "gzip": ".csv.gz"}
+COMPRESSIONS = tuple(_SUFFIXES)  # store.csv_compression's valid values, the default first
 # Level 1 of either codec: exports are CPU-bound and higher levels buy little on row data.
 _COMPRESSION_LEVEL = 1
 # Rows rendered and compressed at a time. A file is a sequence of independent zstd frames (gzip
@@ -53,9 +55,17 @@ class CsvFormat(FileFormat):
 
     def __init__(self, compression: str = "zstd"):
         if compression not in _SUFFIXES:
-            raise ValueError(f"unknown CSV compression {compression!r}; valid values: {', '.join(_SUFFIXES)}")
+            raise UnknownName("CSV compression", compression, COMPRESSIONS)
         self.compression = compression
         self.suffix = _SUFFIXES[compression]
+
+    @classmethod
+    def for_task(cls, csv_compression: str) -> CsvFormat:
+        return cls(csv_compression)
+
+    @classmethod
+    def for_file(cls, file_name: str) -> CsvFormat | None:
+        return next((cls(c) for c, suffix in _SUFFIXES.items() if file_name.endswith(suffix)), None)
 
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
         codec = pa.Codec(self.compression, compression_level=_COMPRESSION_LEVEL)
@@ -103,4 +113,4 @@ def _with_nullability(batch: pa.RecordBatch, schema: TableSchema) -> pa.RecordBa
     return pa.RecordBatch.from_arrays(batch.columns, schema=schema.arrow_schema)
 
 
-__all__ = ["CsvFormat", "hex_decode_binary", "hex_encode_binary", "to_csv_text_types", "write_csv"]
+__all__ = ["COMPRESSIONS", "CsvFormat", "hex_decode_binary", "hex_encode_binary", "to_csv_text_types", "write_csv"]

@@ -19,6 +19,14 @@ class ParquetFormat(FileFormat):
     name = "parquet"
     suffix = ".parquet"
 
+    @classmethod
+    def for_task(cls, csv_compression: str) -> ParquetFormat:
+        return cls()
+
+    @classmethod
+    def for_file(cls, file_name: str) -> ParquetFormat | None:
+        return cls() if file_name.endswith(cls.suffix) else None
+
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd", row_group_size=max(table.num_rows, 1))

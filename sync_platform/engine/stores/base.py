@@ -2,14 +2,31 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import StoreError
 
 
-class StoreError(Exception):
-    """An object store could not be used; the message says why, never with credentials."""
+class StoreConfigModel(BaseModel):
+    """A store's entry under `s3_configs` in the configuration file: `type` names the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ObjectStore(ABC):
-    """Keys are `/`-separated paths relative to the store's root (folder or bucket + prefix)."""
+    """Keys are `/`-separated paths relative to the store's root (folder or bucket + prefix).
+
+    A store type is its subclass and its `Config` (the entry under `s3_configs`); `from_config`
+    builds the store a task uses (`bucket`: the task's override, where the store has buckets)."""
+
+    Config: ClassVar[type[StoreConfigModel]]
+    has_buckets: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: StoreConfigModel, bucket: str | None = None) -> ObjectStore: ...
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

@@ -3,12 +3,26 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
-from .base import ObjectStore, StoreError
+from .base import ObjectStore, StoreConfigModel, StoreError
+
+
+class LocalStoreConfig(StoreConfigModel):
+    """A local folder holding export files (the embedded default)."""
+
+    type: Literal["local"]
+    path: str
 
 
 class LocalStore(ObjectStore):
     """A folder on the local file system."""
+
+    Config = LocalStoreConfig
+
+    @classmethod
+    def from_config(cls, config: LocalStoreConfig, bucket: str | None = None) -> LocalStore:
+        return cls(config.path)
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().resolve()

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from .base import ObjectStore, StoreError
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+
+from .base import ObjectStore, StoreConfigModel, StoreError
 
 # boto3 error codes, translated into causes an operator can act on.
 _CAUSES = {
@@ -13,8 +17,52 @@ _CAUSES = {
 }
 
 
+class S3StoreConfig(StoreConfigModel):
+    """An S3 connection config of the spec: endpoint, region, default bucket, credentials."""
+
+    type: Literal["s3"] = "s3"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    bucket: str
+    prefix: str = ""
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    path_style: bool = True  # path-style addressing works with every S3-compatible endpoint
+
+    @model_validator(mode="after")
+    def _both_keys_or_none(self) -> S3StoreConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither (to use the AWS default chain)")
+        return self
+
+
+def s3_client(config: S3StoreConfig):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=config.endpoint_url,
+        region_name=config.region,
+        aws_access_key_id=config.access_key_id.get_secret_value() if config.access_key_id else None,
+        aws_secret_access_key=config.secret_access_key.get_secret_value() if config.secret_access_key else None,
+        config=Config(
+            s3={"addressing_style": "path" if config.path_style else "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+        ),
+    )
+
+
 class S3Store(ObjectStore):
     """A bucket (and key prefix) behind any S3 endpoint, used through a boto3 client."""
+
+    Config = S3StoreConfig
+    has_buckets = True
+
+    @classmethod
+    def from_config(cls, config: S3StoreConfig, bucket: str | None = None) -> S3Store:
+        return cls(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix)
 
     def __init__(self, client, bucket: str, prefix: str = ""):
         if not bucket:

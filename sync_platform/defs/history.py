@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from . import naming
+from ..platform import Platform, TableSync
+from . import eventlog, naming
 from .cleanup_journal import Attempt, attempts
-from .operations import USER_TAG, settled
-from .platform import Platform, TableSync
+from .naming import USER_TAG
+from .operations import settled
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,6 @@ class HistoryEntry:
     @property
     def time(self) -> str:
         return datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(timespec="seconds")
-
-
-def _values(metadata) -> dict:
-    return {k: v.value for k, v in metadata.items()}
 
 
 def _by(values: dict) -> str:
@@ -81,12 +78,12 @@ def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: i
         settle = settled(instance, platform, table) if platform else (lambda attempt: attempt.committed(None))
         for attempt in attempts(instance, source_key, all_partitions=True):
             entries.append(_cleanup_entry(attempt, table, settle))
-        for record in instance.fetch_observations(export_key, limit=limit).records:
-            v = _values(record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata)
+        for record in eventlog.observations(instance, export_key, limit):
+            v = eventlog.observation_metadata(record)
             entries.append(_entry(record, "clean-exports", table, v, v.get("status", "?"), f"{v.get('objects_deleted', 0)} objects",
                                   str(v.get("location", ""))))
-        for record in instance.fetch_materializations(export_key, limit=limit).records:
-            v = _values(record.event_log_entry.dagster_event.event_specific_data.materialization.metadata)
+        for record in eventlog.materializations(instance, export_key, limit):
+            v = eventlog.materialization_metadata(record)
             run_id = record.event_log_entry.run_id
             if run_id not in launched_by:
                 run = instance.get_run_by_id(run_id)

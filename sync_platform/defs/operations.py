@@ -15,17 +15,16 @@ from datetime import datetime, timezone
 from enum import Enum
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from . import naming
+from ..engine.cleanup import CleanupProgress
+from ..engine.errors import CleanupRefused
+from ..errors import SyncPlatformError
+from ..platform import Platform, TableSync
+from . import eventlog, naming
 from .cleanup_journal import RUNNING, Attempt, Committed, attempts, probe_value, since_last_finished
-from .engine.cleanup import CleanupProgress
-from .platform import CleanupRefused, Platform, TableSync
+from .eventlog import EVALUATED, own_evaluation
+from .naming import CLEAN_EXPORTS_OP, CLEAN_SOURCE_OP, TEST_S3_OP, USER_TAG
 from .resources import SyncPlatformResource
-
-# Run config of the jobs: {"ops": {<op name>: {"config": {...}}}}.
-CLEAN_SOURCE_OP, CLEAN_EXPORTS_OP, TEST_S3_OP = "delete_source_rows", "delete_export_files", "s3_round_trip"
-USER_TAG = "user"  # who launched the run; the CLI sets it, the UI's launchpad can (else: the OS user)
 
 
 class CleanSourceConfig(dg.Config):
@@ -75,46 +74,29 @@ def who(context) -> dict:
 def _table(platform: Platform, task: str, table: str | None) -> TableSync:
     try:
         return platform.table_sync(task, table)
-    except KeyError as error:
-        raise dg.Failure(description=error.args[0]) from None
-
-
-EVALUATED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-
-
-def own_evaluation(record, instance: dg.DagsterInstance) -> bool:
-    """An evaluation the platform's data_diff produced: by a step of a run this instance knows,
-    with the diff's metadata. "Report evaluation" in the UI records one with no run and no step."""
-    event = record.event
-    if not record.run_id or event is None or event.dagster_event is None or event.dagster_event.step_key is None:
-        return False
-    return "algorithm" in event.dagster_event.event_specific_data.metadata and instance.get_run_by_id(record.run_id) is not None
+    except SyncPlatformError as error:
+        raise dg.Failure(description=str(error)) from None
 
 
 def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: str | None) -> tuple[bool, str]:
     """The interlock: did the platform's latest data_diff of exactly this table (and partition)
     pass, after its latest import? Evaluations reported by hand never count as a pass; one
     reported as failed counts (it can only hold a cleanup back)."""
-    from dagster._core.event_api import PartitionKeyFilter
-
     imported_key = naming.imported_asset_key(table.task, table.target.table)
-    imports = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=imported_key, asset_partitions=[partition_key] if partition_key else None), limit=1
-    ).records
+    latest_import = eventlog.latest_materialization(instance, imported_key, partition_key)
     where = f"{table.target.table}" + (f" partition {partition_key}" if partition_key else "")
-    if not imports:
+    if latest_import is None:
         return False, f"{where} has never been imported"
-    imported_at = imports[0].timestamp
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK), limit=50, partition_filter=PartitionKeyFilter(key=partition_key)
-    )
+    imported_at = latest_import.timestamp
+    history = eventlog.check_history(instance, dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK), partition_key,
+                                     all_partitions=False, limit=50)
     ignored = 0
     for check in history:
         if check.status not in EVALUATED:  # planned, never evaluated (its run failed or was stopped first)
             return False, f"data_diff of {where} has not run since its import"
         if check.event.timestamp < imported_at:
             break
-        evaluation = check.event.dagster_event.event_specific_data
+        evaluation = eventlog.evaluation(check)
         if not own_evaluation(check, instance):
             if not evaluation.passed:
                 return False, f"data_diff of {where} was reported failed by hand after its import"
@@ -126,7 +108,7 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
         return True, f"data_diff of {where} passed at {stamp} (run {check.run_id[:8]}), after the import"
     latest = history[0] if history and history[0].status in EVALUATED else None
     if latest is not None and latest.event.timestamp < imported_at and not ignored:
-        return False, f"data_diff of {where} last ran before its latest import (run {imports[0].run_id[:8]})"
+        return False, f"data_diff of {where} last ran before its latest import (run {latest_import.run_id[:8]})"
     note = f" ({ignored} evaluation(s) reported by hand are not evidence)" if ignored else ""
     return False, f"data_diff of {where} has not run since its import{note}"
 
@@ -195,7 +177,7 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     partition = config.partition
     try:
         table.partition_window(partition)  # a partitioned table names a valid partition, others none
-    except ValueError as error:
+    except SyncPlatformError as error:
         raise dg.Failure(description=str(error)) from None
     identity = {**who(context), "ip": local_ip(platform.host_of(table.source)), "table": table.source.table, "pid": os.getpid()}
 
@@ -258,7 +240,7 @@ def delete_export_files(context: dg.OpExecutionContext, config: CleanExportsConf
     table = _table(platform, _plain(config.task), config.table)
     try:
         location, deleted = platform.clean_exports(table, config.partition)
-    except ValueError as error:
+    except SyncPlatformError as error:
         raise dg.Failure(description=str(error)) from None
     status = "deleted" if deleted else "not-exist"
     context.log_event(dg.AssetObservation(
@@ -271,13 +253,11 @@ def delete_export_files(context: dg.OpExecutionContext, config: CleanExportsConf
 
 def s3_round_trip(context: dg.OpExecutionContext, config: S3TestConfig, sync: SyncPlatformResource) -> None:
     """The spec's S3 connection test: put, get and delete a small object."""
-    from .engine.stores import StoreError
-
     try:
         store = sync.platform.store_for(_plain(config.s3_config_id), config.bucket)
         store.round_trip()
-    except (KeyError, StoreError) as error:
-        raise dg.Failure(description=f"connection test failed: {error.args[0]}") from None
+    except SyncPlatformError as error:
+        raise dg.Failure(description=f"connection test failed: {error}") from None
     context.log.info(f"connection test succeeded ({store.url('')})")
 
 

@@ -1,4 +1,5 @@
-"""Every Dagster name derives from here: asset keys, groups, checks, jobs (and later schedules).
+"""Every Dagster name derives from here: asset keys, groups, checks, steps, jobs, schedules,
+sensors, op names of the operation jobs, and the run tags the platform sets or reads.
 
 Layout, for task `orders_copy` copying `orders` into `dw_orders` (schemas are left out of keys):
     source asset     orders_copy/source/orders       (the source table; cleanup history)
@@ -17,14 +18,24 @@ from __future__ import annotations
 
 import re
 
-from dagster import AssetKey
+from dagster import AssetCheckKey, AssetKey
 
 DATA_DIFF_CHECK = "data_diff"
-TASK_TAG = "sync_platform/task"  # on every run of a task's job
 CLEAN_SOURCE_JOB = "clean_source"
 CLEAN_EXPORTS_JOB = "clean_exports"
 TEST_S3_JOB = "test_s3_connection"
+# The operation jobs' one op each: their run config is {"ops": {<op>: {"config": {...}}}}.
+CLEAN_SOURCE_OP, CLEAN_EXPORTS_OP, TEST_S3_OP = "delete_source_rows", "delete_export_files", "s3_round_trip"
 RESOURCE_KEY = "sync"
+CODE_LOCATION = "sync_platform"  # the code location's name, in every workspace the platform starts
+
+# Run tags: ours, and Dagster's that we read or set.
+TASK_TAG = "sync_platform/task"  # on every run of a task's job
+USER_TAG = "user"  # who launched the run; the CLI sets it, the UI's launchpad can (else: the OS user)
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
+PARENT_RUN_TAG = "dagster/parent_run_id"
 
 
 def valid_name(task: str) -> bool:
@@ -51,6 +62,15 @@ def export_asset_key(task: str, source_table: str) -> AssetKey:
 
 def imported_asset_key(task: str, target_table: str) -> AssetKey:
     return AssetKey([task, key_part(target_table)])
+
+
+def step_name(key: AssetKey) -> str:
+    """The step (op) that materializes one asset: its key's parts joined by '__'."""
+    return "__".join(key.path)
+
+
+def check_step_name(check: AssetCheckKey) -> str:
+    return f"{check.asset_key.to_python_identifier()}_{check.name}"
 
 
 def table_step_name(task: str, target_table: str) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from . import eventlog
+
 RUNNING = "running"
 FINISHED_SLICE = {"cleaned", "partial"}  # walked the whole slice: earlier attempts are history
 
@@ -83,14 +85,13 @@ def attempts(instance: dg.DagsterInstance, source_key: dg.AssetKey, partition: s
              all_partitions: bool = False, limit: int = 1000) -> list[Attempt]:
     """The latest record of each cleanup run on the source table (of `partition`), newest first."""
     latest: dict[str, Attempt] = {}
-    for record in instance.fetch_observations(source_key, limit=limit).records:
+    for record in eventlog.observations(instance, source_key, limit):
         entry = record.event_log_entry
         if not all_partitions and entry.dagster_event.partition != partition:
             continue
         if entry.run_id not in latest:  # records come newest first
-            metadata = entry.dagster_event.event_specific_data.asset_observation.metadata
             latest[entry.run_id] = Attempt(entry.run_id, entry.timestamp, entry.dagster_event.partition,
-                                           {k: v.value for k, v in metadata.items()})
+                                           eventlog.observation_metadata(record))
     return list(latest.values())
 
 

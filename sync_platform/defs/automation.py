@@ -5,13 +5,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from . import naming
-from .assets import SCHEDULED_TIME_TAG
-from .config.models import CronSchedule, TableToTableTask, TaskBase
-from .operations import CLEAN_SOURCE_OP, EVALUATED, USER_TAG, own_evaluation
-from .platform import TableSync
+from ..config.models import CronSchedule, TableToTableTask, TaskBase
+from ..platform import TableSync
+from . import eventlog, naming
+from .eventlog import EVALUATED, SUCCEEDED, own_evaluation
+from .naming import CLEAN_SOURCE_OP, SCHEDULED_TIME_TAG, USER_TAG
 
 
 def latest_complete_partition(partitions: dg.TimeWindowPartitionsDefinition | None, moment: datetime) -> str | None:
@@ -95,12 +94,11 @@ def build_archive_sensor(task: TaskBase, tables: list[TableSync]) -> dg.SensorDe
         seen = json.loads(context.cursor) if context.cursor else {}
         requests = []
         for key, table in by_key.items():
-            history = context.instance.event_log_storage.get_asset_check_execution_history(
-                dg.AssetCheckKey(key, naming.DATA_DIFF_CHECK), limit=1000)
+            history = eventlog.check_history(context.instance, dg.AssetCheckKey(key, naming.DATA_DIFF_CHECK))
             done = [r for r in history if r.status in EVALUATED and r.id > seen.get(key.to_user_string(), 0)]
             for record in sorted(done, key=lambda r: r.id):
                 seen[key.to_user_string()] = record.id
-                if record.status is not AssetCheckExecutionRecordStatus.SUCCEEDED or not own_evaluation(record, context.instance):
+                if record.status is not SUCCEEDED or not own_evaluation(record, context.instance):
                     continue  # never clean what did not verify, nor on a result reported by hand
                 config = {"task": task.name, "table": table.source.table, "partition": record.partition, "batch_size": batch_size}
                 requests.append(dg.RunRequest(

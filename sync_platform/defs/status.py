@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from . import naming
-from .operations import EVALUATED
-from .platform import TableSync
+from ..platform import TableSync
+from . import eventlog, naming
+from .eventlog import EVALUATED, failure_message
 
 IN_PROGRESS = {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 WAITING = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING}
-PARENT_RUN_TAG = "dagster/parent_run_id"
 
 _EVENT_TYPES = {
     dg.DagsterEventType.ASSET_MATERIALIZATION,
@@ -82,8 +81,7 @@ class _RunEvents:
 def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
     record = instance.get_run_record_by_id(run_id)
     materialized, planned_assets, checks, planned_checks, failures = {}, set(), {}, set(), {}
-    for entry in instance.all_logs(run_id, of_type=_EVENT_TYPES):
-        event = entry.dagster_event
+    for event in eventlog.run_events(instance, run_id, _EVENT_TYPES):
         kind = event.event_type
         if kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             materialized[event.asset_key] = event.event_specific_data.materialization.metadata
@@ -97,17 +95,6 @@ def _run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
         elif kind == dg.DagsterEventType.STEP_FAILURE:
             failures[event.step_key] = failure_message(event.step_failure_data)
     return _RunEvents(record, materialized, planned_assets, checks, planned_checks, failures)
-
-
-def failure_message(failure) -> str:
-    """What went wrong, in the words of the innermost error (Dagster wraps it), or a Failure's description."""
-    if failure.user_failure_data and failure.user_failure_data.description:
-        return failure.user_failure_data.description
-    error = failure.error
-    while error is not None and error.cause is not None:
-        error = error.cause
-    lines = (error.message if error else "step failed").strip().splitlines()
-    return lines[0] if lines else "step failed"
 
 
 def _rows(metadata: dict, name: str = "rows") -> str:
@@ -150,10 +137,10 @@ class StatusReader:
         export_key = naming.export_asset_key(table.task, table.source.table)
         imported_key = naming.imported_asset_key(table.task, table.target.table)
         check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
-        records = [r for r in self.instance.get_asset_records([export_key, imported_key]) if r.asset_entry.last_run_id]
-        if not records:
+        run_ids = eventlog.last_run_ids(self.instance, [export_key, imported_key])
+        if not run_ids:
             return TableStatus(table, "created", stages=[StageResult(s, "not run") for s in ("export", "import", "diff")])
-        runs = [self._events(r.asset_entry.last_run_id) for r in records]
+        runs = [self._events(run_id) for run_id in run_ids]
         run = max(runs, key=lambda r: r.record.create_timestamp)
         run_status = run.record.dagster_run.status
         steps = {self.step_of.get(k) for k in (export_key, imported_key, check_key)}
@@ -187,21 +174,20 @@ class StatusReader:
                 return self._check_result(run.checks[key], run_id)
             if key in run.planned_checks:
                 return None
-            latest = self.instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+            latest = eventlog.latest_check(self.instance, key)
             if latest is None or latest.status not in EVALUATED:
                 return StageResult(stage, "not run")
-            evaluation = latest.event.dagster_event.event_specific_data
-            return self._check_result(evaluation, latest.run_id, earlier=True)
+            return self._check_result(eventlog.evaluation(latest), latest.run_id, earlier=True)
         if key in run.materialized:
             metadata = run.materialized[key]
             return StageResult(stage, "ok", _rows(metadata), _seconds(metadata), run_id=run_id)
         if key in run.planned_assets:
             return None
-        event = self.instance.get_latest_materialization_event(key)
-        if event is None:
+        record = eventlog.latest_materialization(self.instance, key)
+        if record is None:
             return StageResult(stage, "not run")
-        metadata = event.asset_materialization.metadata
-        return StageResult(stage, "ok", _rows(metadata), _seconds(metadata), run_id=event.run_id, earlier=True)
+        metadata = record.event_log_entry.dagster_event.event_specific_data.materialization.metadata
+        return StageResult(stage, "ok", _rows(metadata), _seconds(metadata), run_id=record.run_id, earlier=True)
 
     @staticmethod
     def _check_result(evaluation, run_id: str, earlier: bool = False) -> StageResult:
@@ -223,7 +209,7 @@ class StatusReader:
             return "failed"
         if all(o in ("ok", "passed") for o in outcomes):
             return "completed"
-        retry = PARENT_RUN_TAG in run.record.dagster_run.tags
+        retry = naming.PARENT_RUN_TAG in run.record.dagster_run.tags
         if run_status in WAITING:
             return "restarting" if retry else "created"
         if run_status == dg.DagsterRunStatus.CANCELING:

@@ -1,8 +1,8 @@
 """The code location: one job per task (with its cron schedule or immediate sensor), and per synced
-table an export asset, an imported-table asset and a blocking data-diff check. A task that is not
-valid is left out and replaced by a job of its name whose description lists its problems (the
-others load and run); a file that cannot be read, or a whole-database task whose table list was
-never discovered, fails the load with its message. Nothing here queries a database."""
+table a source asset, an export asset, an imported-table asset and a blocking data-diff check. A
+task that is not valid is left out and replaced by a job of its name whose description lists its
+problems (the others load and run); a file that cannot be read, or a whole-database task whose table
+list was never discovered, fails the load with its message. Nothing here queries a database."""
 
 from __future__ import annotations
 
@@ -11,23 +11,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from ..config import default_config_path
+from ..config.loader import BrokenTask
+from ..config.models import DatabaseToDatabaseTask, TaskBase
+from ..platform import Platform
 from . import naming
-from .assets import (
-    build_data_diff_check,
-    build_export_asset,
-    build_imported_asset,
-    build_table_step,
-    partitions_def_for,
-    source_spec,
-)
+from .assets import build_data_diff_check, build_export_asset, build_imported_asset, build_table_step
 from .automation import build_archive_sensor, build_immediate_sensor, build_schedule
-from .config import default_config_path
-from .config.loader import BrokenTask
-from .config.models import DatabaseToDatabaseTask, LocalStoreConfig, TaskBase
-from .engine.dialects import url_scheme
 from .operations import build_operation_jobs
-from .platform import Platform
 from .resources import SyncPlatformResource
+from .specs import Kinds, partitions_def_for, table_specs
 
 
 def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
@@ -78,22 +71,19 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
         jobs.append(_broken_task_job(index, broken))
     for task, tables in platform.table_syncs.items():
         for table in tables:
-            store_kind = "file" if isinstance(config.s3_configs[table.store_id], LocalStoreConfig) else "s3"
-            target_url = config.datasources[table.target.datasource].url.get_secret_value()
-            target_kind = url_scheme(target_url)
-            source_url = config.datasources[table.source.datasource].url.get_secret_value()
-            assets.append(source_spec(table, url_scheme(source_url)))
+            specs = table_specs(table, Kinds(*platform.kinds(table)))
+            assets.append(specs.source)
             if table.one_step:
-                assets.append(build_table_step(table, store_kind, target_kind))
+                assets.append(build_table_step(table, specs))
             else:
-                assets += [build_export_asset(table, store_kind), build_imported_asset(table, target_kind)]
-                checks.append(build_data_diff_check(table))
+                assets += [build_export_asset(table, specs), build_imported_asset(table, specs)]
+                checks.append(build_data_diff_check(table, specs))
         declared = config.task(task)
         stale = _table_list_warning(platform, declared)
         if stale:
             warnings.warn(stale, stacklevel=1)  # shown in the code server's log
         jobs.append(_job(declared, "\n\n".join(filter(None, [declared.description, stale and f"WARNING: {stale}"]))))
-        partitions = partitions_def_for(tables[0])
+        partitions = partitions_def_for(tables[0])  # partitions are a table_to_table feature: one table
         if declared.schedule == "immediate":
             sensors.append(build_immediate_sensor(declared, partitions))
         elif declared.schedule is not None:
@@ -112,6 +102,6 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """What `dagster dev -m sync_platform.definitions` loads: the file of $SYNC_PLATFORM_CONFIG,
-    else the demo's. Built when Dagster loads the code location, not at import."""
+    """What the code server loads (`dagster ... -m sync_platform.defs.location`): the file of
+    $SYNC_PLATFORM_CONFIG, else the demo's. Built when Dagster loads the code location, not at import."""
     return build_definitions(default_config_path())

@@ -5,7 +5,7 @@ from functools import cached_property
 
 from dagster import ConfigurableResource
 
-from .platform import Platform
+from ..platform import Platform
 
 
 class SyncPlatformResource(ConfigurableResource):

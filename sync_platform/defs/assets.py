@@ -1,0 +1,162 @@
+"""Factories turning one synced table's specs (specs.py) into executable Dagster definitions: an
+export step, an import step and the data_diff check, or all three in one step. No I/O at load time."""
+# No `from __future__ import annotations`: Dagster reads the context and resource annotations.
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from ..errors import foreseen, one_line
+from ..platform import TableSync
+from . import naming
+from .naming import SCHEDULED_TIME_TAG
+from .events import diff_description, diff_outcome, export_metadata, imported_metadata, log_inconsistency
+from .resources import SyncPlatformResource
+from .specs import TableSpecs
+
+def run_anchor(context: dg.AssetExecutionContext, table: TableSync) -> datetime:
+    """Where a time-range filter ends: the run's scheduled time (a schedule tick), else now; as
+    wall-clock time in the task's source_timezone."""
+    scheduled = context.run.tags.get(SCHEDULED_TIME_TAG)
+    moment = datetime.fromisoformat(scheduled) if scheduled else datetime.now(timezone.utc)
+    zone = ZoneInfo(table.run_config.source_timezone)
+    return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
+
+
+@contextmanager
+def reported(stage: str, table: TableSync, partition_key: str | None = None):
+    """Foreseen failures reach the operator as one paragraph (a dg.Failure with the stage, table
+    and cause), the traceback only for the unexpected."""
+    try:
+        yield
+    except Exception as error:
+        if not foreseen(error):
+            raise
+        where = f" (partition {partition_key})" if partition_key else ""
+        raise dg.Failure(
+            description=f"task {table.task!r}, {table.source.table} -> {table.target.table}{where}: {stage} failed: "
+                        f"{one_line(error)}",
+            metadata={"stage": stage, "error": type(error).__name__},
+        ) from None
+
+
+def partition_key_of(context, table: TableSync) -> str | None:
+    """The run's partition; a run over a range of partitions is refused (backfills run one
+    partition per run, so each gets its own export, import and check). A backfill launched from
+    the UI tags each run with a range whose start is its end, and no partition key: one partition."""
+    if table.partition is None:
+        return None
+    if context.has_partition_key:
+        return context.partition_key
+    if context.has_partition_key_range and context.partition_key_range.start == context.partition_key_range.end:
+        return context.partition_key_range.start
+    keys = f" ({context.partition_key_range.start} to {context.partition_key_range.end})" if context.has_partition_key_range else ""
+    raise dg.Failure(description=(
+        f"task {table.task!r}: a run of this task covers one partition, this one asks for several{keys}; launch a "
+        "backfill of those partitions (one run each), or set partition.backfill: single_run to load a range in one run"
+    ))
+
+
+def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition:
+    @dg.multi_asset(name=naming.step_name(specs.export.key), specs=[specs.export], partitions_def=specs.partitions)
+    def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
+        key = partition_key_of(context, table)
+        with reported("export", table, key):
+            result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
+        context.log.info(f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}")
+        return dg.MaterializeResult(metadata=export_metadata(result))
+
+    return export
+
+
+def build_imported_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition:
+    @dg.multi_asset(name=naming.step_name(specs.imported.key), specs=[specs.imported], partitions_def=specs.partitions)
+    def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
+        key = partition_key_of(context, table)
+        with reported("import", table, key):
+            result = sync.platform.load(table, partition_key=key)
+        context.log.info(f"loaded {result.rows} rows into {table.target.table}")
+        return dg.MaterializeResult(metadata=imported_metadata(table, result))
+
+    return imported
+
+
+def build_data_diff_check(table: TableSync, specs: TableSpecs) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(name=naming.check_step_name(specs.check_key), specs=[specs.check])
+    def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
+        key = partition_key_of(context, table)
+        with reported("data diff", table, key):
+            result = sync.platform.diff(table, logger=context.log.info, partition_key=key)
+        if not result.same:
+            log_inconsistency(context.log, result)
+        return dg.AssetCheckResult(**diff_outcome(result))
+
+    return data_diff
+
+
+def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition:
+    """The export, the imported table and its check in ONE step (a multi-asset) that exports,
+    imports and checks the table, partition after partition when the run covers several.
+
+    Used for the tables of a database_to_database task (so the run's executor limit bounds tables
+    in flight, and re-executing from failure re-runs exactly the failed tables) and for partitioned
+    tables with `backfill: single_run` (one run over a whole range). Each partition records its
+    own materializations and check evaluation, as one run per partition would. A partition that
+    fails does not stop the next; the step fails at the end naming every partition that failed or
+    came out inconsistent. Selecting only some of the assets (e.g. only the imported table)
+    re-runs only those stages."""
+    export_key, imported_key, check_key = specs.export.key, specs.imported.key, specs.check_key
+
+    @dg.multi_asset(
+        name=naming.table_step_name(table.task, table.target.table),
+        # skippable: the step reports per-partition events instead of one output for the range.
+        specs=[specs.export.replace_attributes(skippable=True), specs.imported.replace_attributes(skippable=True)],
+        check_specs=[specs.check],
+        partitions_def=specs.partitions,
+        backfill_policy=dg.BackfillPolicy.single_run() if specs.partitions else None,
+        can_subset=True,
+    )
+    def table_step(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
+        platform, anchor = sync.platform, run_anchor(context, table)
+        selected, checking = context.selected_asset_keys, check_key in context.selected_asset_check_keys
+        keys = context.partition_keys if specs.partitions else [None]
+        problems: dict[str | None, str] = {}  # partition key -> what went wrong
+        for key in keys:
+            where = f"partition {key}: " if key else ""
+            stage = "export"
+            try:
+                if export_key in selected:
+                    exported = platform.export(table, anchor=anchor, partition_key=key)
+                    context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
+                    yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
+                stage = "import"
+                if imported_key in selected:
+                    loaded = platform.load(table, partition_key=key)
+                    context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
+                    yield dg.AssetMaterialization(imported_key, partition=key, metadata=imported_metadata(table, loaded))
+                stage = "data diff"
+                if checking:
+                    result = platform.diff(table, logger=context.log.info, partition_key=key)
+                    if not result.same:
+                        log_inconsistency(context.log, result, key)
+                        problems[key] = diff_description(result)
+                    yield dg.AssetCheckEvaluation(asset_key=imported_key, check_name=check_key.name, partition=key,
+                                                  **diff_outcome(result))
+            except Exception as error:  # the next partition still runs; interrupts are not Exceptions
+                if key is None:
+                    with reported(stage, table):
+                        raise
+                context.log.error(f"{where}failed: {error}")
+                problems[key] = str(error)
+        if problems and not specs.partitions:
+            raise dg.Failure(description=problems[None])
+        if problems:
+            raise dg.Failure(
+                description=f"{len(problems)} of {len(keys)} partitions failed: "
+                + "; ".join(f"partition {key}: {problem}" for key, problem in problems.items()),
+                metadata={"failed_partitions": dg.MetadataValue.json(list(problems))},
+            )
+
+    return table_step
