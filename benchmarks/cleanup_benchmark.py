@@ -30,8 +30,8 @@ from sync_benchmark import LINEITEM_DDL, database_url, ensure_source  # noqa: E4
 
 from sync_platform.engine.cleanup import CleanupRequest, clean_in_rounds  # noqa: E402
 from sync_platform.engine.columns import TableName  # noqa: E402
-from sync_platform.engine.diff import Side  # noqa: E402
 from sync_platform.engine.dialects import database_for  # noqa: E402
+from sync_platform.engine.diff import Side  # noqa: E402
 from sync_platform.engine.filters import RowFilter, TimeWindow  # noqa: E402
 
 SLICE = RowFilter(windows=(TimeWindow("l_shipdate", datetime(1990, 1, 1), datetime(1995, 1, 1)),))
@@ -75,7 +75,11 @@ def measure(source_url: str, target_url: str | None, batch_size: int) -> tuple[f
     seconds = time.perf_counter() - started
     with psycopg.connect(source_url) as conn:
         left = conn.execute(f"SELECT count(*) FROM lineitem_work WHERE {IN_SLICE}").fetchone()[0]
-    assert progress.rows_deleted == expected and left == 0 and progress.rows_not_verified == 0, (progress, expected, left)
+    assert progress.rows_deleted == expected and left == 0 and progress.rows_not_verified == 0, (
+        progress,
+        expected,
+        left,
+    )
     return seconds, progress.rows_deleted, progress.rounds
 
 
@@ -101,12 +105,16 @@ def main() -> None:
     results = {name: min((measure(source, url, args.batch_size) for _ in range(args.repeat)), key=lambda r: r[0])
                for name, url in runs.items()}
     reference = next(iter(results.values()))[0]
-    table = Table(title=f"clean-source of lineitem rows shipped before 1995 (SF {args.scale}), batch {args.batch_size}, "
-                        f"best of {args.repeat}")
+    table = Table(
+        title=f"clean-source of lineitem rows shipped before 1995 (SF {args.scale}), batch {args.batch_size}, "
+        f"best of {args.repeat}"
+    )
     for column in ("rounds of", "rows deleted", "rounds", "seconds", "rows/s", "time vs unverified"):
         table.add_column(column, justify="right" if column != "rounds of" else "left")
     for name, (seconds, rows, rounds) in results.items():
-        table.add_row(name, f"{rows:,}", str(rounds), f"{seconds:.2f}", f"{rows / seconds:,.0f}", f"{seconds / reference:.2f}x")
+        table.add_row(
+            name, f"{rows:,}", str(rounds), f"{seconds:.2f}", f"{rows / seconds:,.0f}", f"{seconds / reference:.2f}x"
+        )
     Console(width=150).print(table)
 
 

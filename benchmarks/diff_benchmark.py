@@ -59,24 +59,37 @@ def make_target(server: str, src: str) -> tuple[str, dict]:
     """A copy of the source database with the same 15 changes in lineitem and lineitem_skew."""
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS bench_diff_target WITH (FORCE)")
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bench_src' AND pid <> pg_backend_pid()")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'bench_src' AND pid <> "
+            "pg_backend_pid()"
+        )
         conn.execute("CREATE DATABASE bench_diff_target TEMPLATE bench_src")
     dst = database_url(server, "bench_diff_target")
     expected = {}
     with psycopg.connect(dst) as conn:
         for table in ("lineitem", SKEW):
             total = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            picks = [conn.execute(f"SELECT l_orderkey, l_linenumber FROM {table} ORDER BY 1, 2 OFFSET %s LIMIT 1", (total * i // 14,)).fetchone() for i in range(13)]
+            picks = [
+                conn.execute(
+                    f"SELECT l_orderkey, l_linenumber FROM {table} ORDER BY 1, 2 OFFSET %s LIMIT 1", (total * i // 14,)
+                ).fetchone()
+                for i in range(13)
+            ]
             updated, deleted = picks[:10], picks[10:]
             top = conn.execute(f"SELECT max(l_orderkey) FROM {table}").fetchone()[0]
             inserted = [(top + 1, 1), (top + 2, 7)]
             for key in updated:
-                conn.execute(f"UPDATE {table} SET l_comment = left('changed ' || l_comment, 44) WHERE (l_orderkey, l_linenumber) = (%s, %s)", key)
+                conn.execute(
+                    f"UPDATE {table} SET l_comment = left('changed ' || l_comment, 44) WHERE (l_orderkey, "
+                    "l_linenumber) = (%s, %s)",
+                    key,
+                )
             for key in deleted:
                 conn.execute(f"DELETE FROM {table} WHERE (l_orderkey, l_linenumber) = (%s, %s)", key)
             for key in inserted:
                 conn.execute(
-                    f"INSERT INTO {table} SELECT %s, l_partkey, l_suppkey, %s, l_quantity, l_extendedprice, l_discount, l_tax, "
+                    f"INSERT INTO {table} SELECT %s, l_partkey, l_suppkey, %s, l_quantity, l_extendedprice, "
+                    "l_discount, l_tax, "
                     f"l_returnflag, l_linestatus, l_shipdate, l_commitdate, l_receiptdate, l_shipinstruct, l_shipmode, "
                     f"l_comment FROM {table} LIMIT 1",
                     key,
@@ -115,7 +128,9 @@ def reladiff_keys(src: str, dst: str, table: str, extra: tuple[str, ...]) -> set
     # reladiff names the psycopg2 driver "postgresql://"; thread_count as in its CLI default.
     left = connect_to_table(src, table, KEY, thread_count=1)
     right = connect_to_table(dst, table, KEY, thread_count=1)
-    found = diff_tables(left, right, extra_columns=extra, algorithm="hashdiff", bisection_factor=32, bisection_threshold=16384)
+    found = diff_tables(
+        left, right, extra_columns=extra, algorithm="hashdiff", bisection_factor=32, bisection_threshold=16384
+    )
     return {(str(row[0]), str(row[1])) for _, row in found}
 
 
@@ -158,14 +173,19 @@ def cross_dialect(src: str, dst: str, expected: dict, mysql_url: str | None, fol
     rows = []
     for name, url in others.items():
         copy_into(url, dst, folder)
-        for left, right, label, want in ((src, url, f"postgresql -> {name}", expected),
-                                         (url, src, f"{name} -> postgresql", {k: flipped[v] for k, v in expected.items()})):
+        for left, right, label, want in (
+            (src, url, f"postgresql -> {name}", expected),
+            (url, src, f"{name} -> postgresql", {k: flipped[v] for k, v in expected.items()}),
+        ):
             sides = (Side(database_for(left), TableName("lineitem")), Side(database_for(right), TableName("lineitem")))
             with ThreadPoolExecutor(2) as pool:
-                reference, _ = timed(lambda: list(pool.map(lambda s: s.database.count_rows(s.table), sides)))
+                def count_both(sides=sides):
+                    return list(pool.map(lambda s: s.database.count_rows(s.table), sides))
+
+                reference, _ = timed(count_both)
             rows.append((label, "count(*) both, parallel", reference, 1.0, "reference"))
             for algorithm in ("countdiff", "md5diff", "hashdiff"):
-                seconds, r = timed(lambda: diff(*sides, DiffOptions(algorithm=algorithm)))
+                seconds, r = timed(lambda sides=sides, name=algorithm: diff(*sides, DiffOptions(algorithm=name)))
                 if algorithm == "hashdiff":
                     found = {x.key: x.kind for x in r.rows}
                     assert found == want, f"{label}: found {found}, expected {want}"
@@ -181,7 +201,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
-    parser.add_argument("--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"), help="MariaDB for the cross-dialect pairs")
+    parser.add_argument(
+        "--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"), help="MariaDB for the cross-dialect pairs"
+    )
     parser.add_argument("--only-cross", action="store_true", help="only the cross-dialect pairs")
     args = parser.parse_args()
     if not args.pg_url:
@@ -191,7 +213,10 @@ def main() -> None:
     dst, expected = make_target(args.pg_url, src)
     with tempfile.TemporaryDirectory(prefix="diff-bench-") as folder:
         cross = cross_dialect(src, dst, expected["lineitem"], args.mysql_url, Path(folder))
-    print(f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} cores")
+    print(
+        f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} "
+        "cores"
+    )
     print(f"{'pair':<26}{'measurement':<26}{'seconds':>9}{'x count(*)':>12}  result")
     for pair, name, seconds, ratio, note in cross:
         print(f"{pair:<26}{name:<26}{seconds:>9.2f}{ratio:>12.1f}  {note}")
@@ -215,7 +240,9 @@ def main() -> None:
         count_both, _ = timed(lambda: list(pool.map(count_star, (src, dst), ("lineitem", "lineitem"))))
     results.append(("count(*) both, parallel", count_both, "reference"))
     seconds, r = timed(lambda: ours(src, dst, "lineitem", "countdiff"))
-    results.append(("our countdiff", seconds, f"{r.source_rows:,} / {r.target_rows:,} -> {'same' if r.same else 'different'}"))
+    results.append(
+        ("our countdiff", seconds, f"{r.source_rows:,} / {r.target_rows:,} -> {'same' if r.same else 'different'}")
+    )
     seconds, r = timed(lambda: ours(src, dst, "lineitem", "md5diff"))
     assert not r.same
     results.append(("our md5diff", seconds, "different"))
@@ -236,7 +263,10 @@ def main() -> None:
     assert keys == set(expected[SKEW]), f"reladiff (skewed) found {keys}"
     results.append(("reladiff, skewed keys", seconds, f"{len(keys)} rows, same keys as ours"))
 
-    print(f"\nTPC-H lineitem SF{args.scale:g}, PostgreSQL vs PostgreSQL, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} cores")
+    print(
+        f"\nTPC-H lineitem SF{args.scale:g}, PostgreSQL vs PostgreSQL, 10 updated + 3 deleted + 2 inserted, "
+        f"{os.cpu_count()} cores"
+    )
     print(f"{'measurement':<28}{'seconds':>10}{'x count(*)':>12}  result")
     for name, seconds, note in results:
         print(f"{name:<28}{seconds:>10.2f}{seconds / count_both:>12.1f}  {note}")
@@ -245,7 +275,8 @@ def main() -> None:
         f"skewed: ours / reladiff = {ours_skewed / max(r for n, r, _ in results if n == 'reladiff, skewed keys'):.2f}; "
         f"our skewed / our uniform = {ours_skewed / ours_uniform:.2f} (target <= 1.2); "
         f"md5diff / count(*) = {md5_seconds / count_both:.1f} (target <= 10); "
-        f"countdiff / count(*) = {[s for n, s, _ in results if n == 'our countdiff'][0] / count_both:.2f} (target <= 1.2)"
+        f"countdiff / count(*) = {[s for n, s, _ in results if n == 'our countdiff'][0] / count_both:.2f} (target <= "
+        "1.2)"
     )
 
 

@@ -84,10 +84,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ["SYNC_PLATFORM_HOME"] = str(folder / "home")
-        cases = [("1 table (reference)", config_for(folder, 1, "tables")),
-                 (f"{args.tables} tables, copy_mode tables", config_for(folder, args.tables, "tables")),
-                 (f"{args.tables} tables, whole_database (cached list)", config_for(folder, args.tables, "whole_database"))]
-        print(f"{'code location':45} {'load s':>7} {'import s':>9} {'build+snapshot s':>17} {'assets':>7} {'x reference':>12}")
+        cases = [
+            ("1 table (reference)", config_for(folder, 1, "tables")),
+            (f"{args.tables} tables, copy_mode tables", config_for(folder, args.tables, "tables")),
+            (f"{args.tables} tables, whole_database (cached list)", config_for(folder, args.tables, "whole_database")),
+        ]
+        print(
+            f"{'code location':45} {'load s':>7} {'import s':>9} {'build+snapshot s':>17} {'assets':>7} "
+            f"{'x reference':>12}"
+        )
         reference = None
         for name, config in cases:
             total, imported, built, assets = measure(config, args.repeat)

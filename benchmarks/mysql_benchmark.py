@@ -54,7 +54,9 @@ def mysql_fingerprint(url: str, database: str, table: str) -> tuple:
 
 def pg_fingerprint(url: str, table: str) -> tuple:
     with psycopg.connect(url) as conn:
-        return tuple(int(v) if float(v).is_integer() else v for v in conn.execute(FINGERPRINT.format(table=table)).fetchone())
+        return tuple(
+            int(v) if float(v).is_integer() else v for v in conn.execute(FINGERPRINT.format(table=table)).fetchone()
+        )
 
 
 def _client_args(url: str) -> list[str]:
@@ -76,7 +78,9 @@ def mariadb_source(url: str, scale: float) -> None:
         cursor.execute(MARIADB_DDL.replace("CREATE TABLE lineitem", "CREATE TABLE bench_src.lineitem"))
     print(f"loading TPC-H lineitem SF{scale:g} into MariaDB ...", flush=True)
     generator = shutil.which("tpchgen-cli", path=str(Path(sys.executable).parent)) or "tpchgen-cli"
-    gen = subprocess.Popen([generator, "csv", "-s", str(scale), "--tables", "lineitem", "--stdout"], stdout=subprocess.PIPE)
+    gen = subprocess.Popen(
+        [generator, "csv", "-s", str(scale), "--tables", "lineitem", "--stdout"], stdout=subprocess.PIPE
+    )
     load = subprocess.run(
         ["mariadb", *_client_args(url), "--local-infile=1", "bench_src", "-e",
          "LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE lineitem FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
@@ -157,13 +161,18 @@ def main() -> None:
 
         started = time.monotonic()
         with open(workdir / "dump.sql", "wb") as dump:
-            subprocess.run(["mysqldump", *_client_args(args.mysql_url), "--quick", "bench_src", "lineitem"], stdout=dump, check=True)
+            subprocess.run(
+                ["mysqldump", *_client_args(args.mysql_url), "--quick", "bench_src", "lineitem"],
+                stdout=dump,
+                check=True,
+            )
         results.append(("MariaDB", "mysqldump --quick > file", time.monotonic() - started, None))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nTPC-H lineitem SF{args.scale:g}: {rows:,} rows, {os.cpu_count()} cores")
-    header = f"{'direction':<23}{'path':<42}{'export s':>9}{'import s':>9}{'total s':>9}{'rows/s':>11}{'x raw':>7}{'peak RSS MB':>12}"
+    header = (f"{'direction':<23}{'path':<42}{'export s':>9}{'import s':>9}{'total s':>9}{'rows/s':>11}{'x raw':>7}"
+              f"{'peak RSS MB':>12}")
     print(header)
     print("-" * len(header))
     reference = {}
@@ -171,8 +180,13 @@ def main() -> None:
         if path.startswith("raw"):
             reference[direction] = seconds
         ratio = f"{reference[direction] / seconds:.2f}" if direction in reference else ""
-        export_s, import_s, rss = (f"{run['export_s']:.2f}", f"{run['import_s']:.2f}", f"{run['peak_rss_mb']:.0f}") if run else ("", "", "")
-        print(f"{direction:<23}{path:<42}{export_s:>9}{import_s:>9}{seconds:>9.2f}{rows / seconds:>11,.0f}{ratio:>7}{rss:>12}")
+        export_s, import_s, rss = (
+            (f"{run['export_s']:.2f}", f"{run['import_s']:.2f}", f"{run['peak_rss_mb']:.0f}") if run else ("", "", "")
+        )
+        print(
+            f"{direction:<23}{path:<42}{export_s:>9}{import_s:>9}{seconds:>9.2f}{rows / seconds:>11,.0f}"
+            f"{ratio:>7}{rss:>12}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,9 @@ def ensure_source(server_url: str, scale: float) -> str:
     with psycopg.connect(src) as conn:
         conn.execute(LINEITEM_DDL.replace("PRIMARY KEY", "CONSTRAINT lineitem_pk PRIMARY KEY"))
         with conn.cursor().copy("COPY lineitem FROM STDIN (FORMAT csv, HEADER true)") as copy:
-            process = subprocess.Popen([generator, "csv", "-s", str(scale), "--tables", "lineitem", "--stdout"], stdout=subprocess.PIPE)
+            process = subprocess.Popen(
+                [generator, "csv", "-s", str(scale), "--tables", "lineitem", "--stdout"], stdout=subprocess.PIPE
+            )
             while chunk := process.stdout.read(1 << 20):
                 copy.write(chunk)
             assert process.wait() == 0, "tpchgen-cli failed"
@@ -92,7 +94,9 @@ def raw_pipe(src: str, dst: str) -> float:
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
     started = time.monotonic()
     out = subprocess.Popen([psql, "-qAt", src, "-c", "COPY lineitem TO STDOUT (FORMAT binary)"], stdout=subprocess.PIPE)
-    into = subprocess.run([psql, "-qAt", dst, "-c", "COPY lineitem FROM STDIN (FORMAT binary)"], stdin=out.stdout, capture_output=True)
+    into = subprocess.run(
+        [psql, "-qAt", dst, "-c", "COPY lineitem FROM STDIN (FORMAT binary)"], stdin=out.stdout, capture_output=True
+    )
     out.stdout.close()
     assert out.wait() == 0 and into.returncode == 0, into.stderr
     return time.monotonic() - started
@@ -129,23 +133,35 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
 
         bucket = f"bench-{int(time.time() * 1000)}"
         boto3.client(
-            "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-            aws_access_key_id=os.environ["SYNC_TEST_S3_KEY_ID"], aws_secret_access_key=os.environ["SYNC_TEST_S3_SECRET"],
+            "s3",
+            endpoint_url=s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=os.environ["SYNC_TEST_S3_KEY_ID"],
+            aws_secret_access_key=os.environ["SYNC_TEST_S3_SECRET"],
         ).create_bucket(Bucket=bucket)
         stores = {"exports": {
             "type": "s3", "endpoint_url": s3_endpoint, "bucket": bucket,
             "access_key_id": "${SYNC_TEST_S3_KEY_ID}", "secret_access_key": "${SYNC_TEST_S3_SECRET}",
         }}
     config = workdir / f"bench-{store}-{fmt}.yaml"
-    config.write_text(yaml.safe_dump({
-        "datasources": {"src": {"url": src}, "dst": {"url": dst}},
-        "s3_configs": stores,
-        "tasks": [{
-            "name": "bench", "type": "table_to_table",
-            "source": {"datasource": "src", "table": "lineitem"}, "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}"},
-            "store": {"s3_config_id": "exports"}, "run_config": {"batch_file_format": fmt},
-        }],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "datasources": {"src": {"url": src}, "dst": {"url": dst}},
+                "s3_configs": stores,
+                "tasks": [
+                    {
+                        "name": "bench",
+                        "type": "table_to_table",
+                        "source": {"datasource": "src", "table": "lineitem"},
+                        "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}"},
+                        "store": {"s3_config_id": "exports"},
+                        "run_config": {"batch_file_format": fmt},
+                    }
+                ],
+            }
+        )
+    )
     done = subprocess.run([sys.executable, __file__, "--child", str(config)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -186,7 +202,8 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nTPC-H lineitem SF{args.scale:g}: {rows:,} rows, PostgreSQL -> PostgreSQL, {os.cpu_count()} cores")
-    header = f"{'path':<24}{'export s':>10}{'import s':>10}{'total s':>10}{'rows/s':>12}{'x raw pipe':>12}{'files':>7}{'MB files':>10}{'peak RSS MB':>13}"
+    header = (f"{'path':<24}{'export s':>10}{'import s':>10}{'total s':>10}{'rows/s':>12}{'x raw pipe':>12}{'files':>7}"
+              f"{'MB files':>10}{'peak RSS MB':>13}")
     print(header)
     print("-" * len(header))
     for name, seconds, run, _, _ in results:

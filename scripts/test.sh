@@ -3,7 +3,7 @@
 #   1. Debian packages the tests need (PostgreSQL, MariaDB, Chromium for the UI tests, curl)
 #   2. the virtualenv .venv with the project and its test extras
 #   3. the real servers (scripts/test_servers.sh: PostgreSQL, MariaDB, S3 endpoint), stopped on exit
-#   4. pytest, with any arguments given to this script
+#   4. ruff (lint), then pytest with any arguments given to this script
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -24,6 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 bash scripts/setup.sh test
+.venv/bin/ruff check .  # lint first: a failure costs seconds, not a server start
 
 bash scripts/test_servers.sh up
 trap 'bash scripts/test_servers.sh down' EXIT

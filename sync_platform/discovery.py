@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .config.loader import platform_home
@@ -45,7 +45,7 @@ class DiscoveredTables:
     discovered_at: datetime
 
     def age(self) -> timedelta:
-        return datetime.now(timezone.utc) - self.discovered_at
+        return datetime.now(UTC) - self.discovered_at
 
 
 def check_names_hold(task: str, tables: list[str], max_length: int | None) -> None:
@@ -101,7 +101,9 @@ class TableListCache:
                 f"task {task.name!r}: the cached table list came from {data['source']}, but the task now reads "
                 f"{source_identity(config, task)}; run `{hint}`"
             )
-        return DiscoveredTables(task.name, data["source"], tuple(data["tables"]), datetime.fromisoformat(data["discovered_at"]))
+        return DiscoveredTables(
+            task.name, data["source"], tuple(data["tables"]), datetime.fromisoformat(data["discovered_at"])
+        )
 
     def stale_message(self, task: DatabaseToDatabaseTask, discovered: DiscoveredTables) -> str | None:
         if discovered.age() <= timedelta(days=task.table_list_max_age_days):
@@ -115,7 +117,9 @@ class TableListCache:
     def refresh(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> DiscoveredTables:
         """Query the source for its tables and write the list (atomically)."""
         def database(side):
-            return database_for(config.datasources[side.datasource].url.get_secret_value(), timezone=task.run_config.source_timezone)
+            return database_for(
+                config.datasources[side.datasource].url.get_secret_value(), timezone=task.run_config.source_timezone
+            )
 
         source = database(task.source)
         try:
@@ -125,7 +129,9 @@ class TableListCache:
         if not tables:
             raise ValueError(f"task {task.name!r}: {source_identity(config, task)} has no tables")
         check_names_hold(task.name, tables, database(task.target).dialect.max_identifier_length)
-        discovered = DiscoveredTables(task.name, source_identity(config, task), tuple(tables), datetime.now(timezone.utc))
+        discovered = DiscoveredTables(
+            task.name, source_identity(config, task), tuple(tables), datetime.now(UTC)
+        )
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(task.name)
         partial = path.with_suffix(".json.partial")

@@ -34,10 +34,10 @@ from .engine import (
     import_export,
 )
 from .engine.cleanup import CleanupProgress, CleanupRequest, clean_in_rounds, round_committed
+from .engine.dialects import DATABASES
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
 from .engine.errors import CleanupRefused, ExportIncomplete, QueryTimeout
-from .errors import SyncPlatformError, UnknownName, one_line
 from .engine.filters import (
     Condition,
     RowFilter,
@@ -46,9 +46,8 @@ from .engine.filters import (
     partition_window,
 )
 from .engine.manifest import Manifest, read_manifest
-from .engine.dialects import DATABASES
 from .engine.stores import STORES, ObjectStore, store_from_config
-
+from .errors import SyncPlatformError, UnknownName, one_line
 
 # A diff query (one scan of a slice) may run this many heartbeat_timeouts before the server cancels it.
 DIFF_QUERY_HEARTBEATS = 10
@@ -90,7 +89,9 @@ class TableSync:
                 raise PartitionKeyError(f"task {self.task!r} is not partitioned; run it without a partition key")
             return None
         if partition_key is None:
-            raise PartitionKeyError(f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key")
+            raise PartitionKeyError(
+                f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key"
+            )
         return partition_window(self.partition.column, self.partition.granularity, partition_key)
 
 
@@ -136,7 +137,8 @@ class Platform:
         if self.table_lists is None:
             raise TablesNotDiscovered(f"task {task.name!r}: no table list cache given for copy_mode whole_database")
         discovered = self.table_lists.read(self.config, task).tables
-        unknown = sorted({t.source for t in task.tables} - set(discovered)) + sorted(set(task.exclude) - set(discovered))
+        named = {t.source for t in task.tables} | set(task.exclude)
+        unknown = sorted(named - set(discovered))
         if unknown:
             raise ValueError(
                 f"task {task.name!r}: tables/exclude name {unknown}, which the source schema does not have; "
@@ -144,7 +146,10 @@ class Platform:
             )
         tables = [t for t in discovered if t not in task.exclude]
         if not tables:
-            raise ValueError(f"task {task.name!r}: no table left to copy (source schema tables {list(discovered)}, exclude {task.exclude})")
+            raise ValueError(
+                f"task {task.name!r}: no table left to copy (source schema tables {list(discovered)}, exclude "
+                f"{task.exclude})"
+            )
         return tables
 
     def _subtasks(self, task: DatabaseToDatabaseTask) -> list[TableSync]:
@@ -167,7 +172,9 @@ class Platform:
     def tables_of(self, task: str) -> list[TableSync]:
         """The task's tables; TaskLeftOut for a task that is not valid, UnknownName for no such task."""
         if task in self.broken:
-            raise TaskLeftOut(f"task {task!r} is not valid, so it was left out: " + "; ".join(self.broken[task].problems))
+            raise TaskLeftOut(
+                f"task {task!r} is not valid, so it was left out: " + "; ".join(self.broken[task].problems)
+            )
         if task not in self.table_syncs:
             raise UnknownName("task", task, sorted(self.table_syncs))
         return self.table_syncs[task]
@@ -227,7 +234,9 @@ class Platform:
         return make_url(self.config.datasources[ref.datasource].url.get_secret_value()).host
 
     # --- filters -------------------------------------------------------------------------------------
-    def row_filter(self, table: TableSync, side: str, anchor: datetime, partition_key: str | None = None) -> RowFilter | None:
+    def row_filter(
+        self, table: TableSync, side: str, anchor: datetime, partition_key: str | None = None
+    ) -> RowFilter | None:
         """The rows of the "source" or "target" side a run touches: the task's filter rules (a time
         range ending at `anchor`, wall-clock time in source_timezone) and the partition's window."""
         rules = table.filters
@@ -260,7 +269,9 @@ class Platform:
         return datetime.now(ZoneInfo(table.run_config.source_timezone)).replace(tzinfo=None, microsecond=0)
 
     # --- the three stages ------------------------------------------------------------------------
-    def export(self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None) -> ExportResult:
+    def export(
+        self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None
+    ) -> ExportResult:
         """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now."""
         rc = table.run_config
         anchor = anchor or self.now(table)
@@ -308,7 +319,9 @@ class Platform:
         sides = []
         for ref, side in ((table.source, "source"), (table.target, "target")):
             database = self.database(ref, rc)
-            database.statement_timeout = DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout  # a runaway query stops on the server
+            database.statement_timeout = (
+                DIFF_QUERY_HEARTBEATS * rc.heartbeat_timeout
+            )  # a runaway query stops on the server
             sides.append(Side(database, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
         try:
             return diff(*sides, options, logger)
@@ -317,7 +330,9 @@ class Platform:
                                "raise heartbeat_timeout for tables whose full scan takes longer)") from None
 
     # --- operations on what a sync leaves behind ----------------------------------------------------
-    def cleanup_filter(self, table: TableSync, partition_key: str | None = None, where: str | None = None) -> RowFilter | None:
+    def cleanup_filter(
+        self, table: TableSync, partition_key: str | None = None, where: str | None = None
+    ) -> RowFilter | None:
         """The source rows a cleanup deletes: `where` (a custom WHERE, within the partition's
         window if given), else what the sync copied: the task's filters and the partition window,
         with the anchor of the export that was verified."""
@@ -346,7 +361,9 @@ class Platform:
         proof = Side(self.database(table.target, table.run_config), table.target.table_name)
         if force and not source.reflect(table.source.table_name).primary_key:
             proof = None
-        request = CleanupRequest(table.source.table_name, row_filter, batch_size, dry_run, proof, table.run_config.limit)
+        request = CleanupRequest(
+            table.source.table_name, row_filter, batch_size, dry_run, proof, table.run_config.limit
+        )
         return clean_in_rounds(source, request, on_round)
 
     def round_committed(self, table: TableSync, keyed_by: tuple[str, ...], probe: tuple) -> bool:

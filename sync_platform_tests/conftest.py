@@ -25,7 +25,6 @@ MYSQL_URL = os.environ.get("SYNC_TEST_MYSQL_URL")
 S3_ENDPOINT = os.environ.get("SYNC_TEST_S3_ENDPOINT")
 
 needs_postgres = pytest.mark.skipif(not PG_URL, reason="SYNC_TEST_PG_URL is not set (scripts/test_servers.sh up)")
-needs_s3 = pytest.mark.skipif(not S3_ENDPOINT, reason="SYNC_TEST_S3_ENDPOINT is not set (scripts/test_servers.sh up)")
 
 # The S3 endpoint authenticates (scripts/test_servers.sh creates these users' keys).
 S3_KEY_ID = os.environ.get("SYNC_TEST_S3_KEY_ID", "")
@@ -222,10 +221,13 @@ _SELECTOR = {"repositoryLocationName": "sync_platform", "repositoryName": "__rep
 
 def ui_launch(base: str, job: str, run_config: dict | None = None) -> str:
     """Launch a run as the UI's launchpad does; its run id."""
-    launched = graphql(base, """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+    launched = graphql(
+        base,
+        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
         __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
         ... on RunConfigValidationInvalid { errors { message } } } }""",
-                       {"params": {"selector": {**_SELECTOR, "jobName": job}, "runConfigData": run_config or {}}})["launchRun"]
+        {"params": {"selector": {**_SELECTOR, "jobName": job}, "runConfigData": run_config or {}}},
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return launched["run"]["runId"]
 
@@ -234,8 +236,12 @@ def ui_terminate(base: str, instance, run_id: str) -> None:
     """Press Terminate on a run and wait until it is canceled."""
     import dagster as dg
 
-    terminated = graphql(base, """mutation($runId: String!) { terminateRun(runId: $runId) {
-        __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }""", {"runId": run_id})["terminateRun"]
+    terminated = graphql(
+        base,
+        """mutation($runId: String!) { terminateRun(runId: $runId) {
+        __typename ... on TerminateRunFailure { message } ... on PythonError { message } } }""",
+        {"runId": run_id},
+    )["terminateRun"]
     assert terminated["__typename"] == "TerminateRunSuccess", terminated
     assert wait_for_run(instance, run_id) == dg.DagsterRunStatus.CANCELED
 

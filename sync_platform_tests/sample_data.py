@@ -4,7 +4,7 @@ rows with each database's own driver (not through the engine) for comparison."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,7 @@ SQLITE_DDL = """CREATE TABLE {name} (
   id BIGINT PRIMARY KEY, i INT, s SMALLINT, n NUMERIC(12,3), f DOUBLE PRECISION, t TEXT, vc VARCHAR(40),
   d DATE, ts TIMESTAMP, tstz TIMESTAMP WITH TIME ZONE, b BOOLEAN, by BLOB)"""
 
-UTC = timezone.utc
+UTC = UTC
 PLUS8 = timezone(timedelta(hours=8))
 
 ROWS = [

@@ -29,7 +29,9 @@ def create_table(url: str, table: str, schema: TableSchema, rows: list[dict], ro
     if row_by_row:
         for row in rows:
             with database.write_session() as session:
-                session.execute(insert_sql(dialect, table, names), tuple(dialect.param_value(row.get(n)) for n in names))
+                session.execute(
+                    insert_sql(dialect, table, names), tuple(dialect.param_value(row.get(n)) for n in names)
+                )
     database.close()
 
 

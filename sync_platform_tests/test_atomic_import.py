@@ -106,7 +106,11 @@ def test_interrupted_import_leaves_target_as_it_was(target, error, pg_url, tmp_p
     platform.export(table)
     platform.load(table)
     dialect = database_for(target_url)
-    old = [r for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows"))) for r in b.to_pylist()]
+    old = [
+        r
+        for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows")))
+        for r in b.to_pylist()
+    ]
     _numbers_table(pg_url, "source_rows", 5000, "new-")
     platform.export(table)
 
@@ -114,7 +118,11 @@ def test_interrupted_import_leaves_target_as_it_was(target, error, pg_url, tmp_p
     monkeypatch.setattr(platform, "store", lambda _table: store)
     with pytest.raises(type(error)):
         platform.load(table)
-    after = [r for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows"))) for r in b.to_pylist()]
+    after = [
+        r
+        for b in dialect.read_batches(TableName("target_rows"), dialect.reflect(TableName("target_rows")))
+        for r in b.to_pylist()
+    ]
     assert after == old and len(after) == 300
 
 
@@ -214,7 +222,11 @@ def test_slice_replace_readers_keep_old_rows_until_commit(pg_url, tmp_path, monk
     try:
         _wait_until_writing(pg_url)
         with psycopg.connect(pg_url, autocommit=True) as reader:
-            assert reader.execute("SELECT count(*), min(label), max(label) FROM target_rows").fetchone() == (200, "old-1", "old-99")
+            assert reader.execute("SELECT count(*), min(label), max(label) FROM target_rows").fetchone() == (
+                200,
+                "old-1",
+                "old-99",
+            )
     finally:
         gate.set()
         loader.join(30)
@@ -241,15 +253,21 @@ def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
     _numbers_table(pg_url, "source_rows", 600_000, "new-")
     platform.export(table)
 
-    process = subprocess.Popen([sys.executable, "-c", _KILLABLE_IMPORT, str(tmp_path / "sync.yaml")], env=os.environ.copy())
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE_IMPORT, str(tmp_path / "sync.yaml")], env=os.environ.copy()
+    )
     try:
         deadline = time.monotonic() + 60
         with psycopg.connect(pg_url, autocommit=True) as watcher:
             copying = False
             while time.monotonic() < deadline and process.poll() is None:
-                copying = watcher.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%' AND state = 'active'"
-                ).fetchone()[0] > 0
+                copying = (
+                    watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%' "
+                        "AND state = 'active'"
+                    ).fetchone()[0]
+                    > 0
+                )
                 if copying:
                     break
                 time.sleep(0.01)
@@ -263,7 +281,9 @@ def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            if not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%'").fetchone()[0]:
+            if not conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%target_rows%%FROM STDIN%%'"
+            ).fetchone()[0]:
                 break
         time.sleep(0.1)
     assert _pg_rows(pg_url, "target_rows") == old

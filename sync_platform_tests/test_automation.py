@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
-from sync_platform.defs.naming import SCHEDULED_TIME_TAG
 from sync_platform.config import ConfigError, load_config
 from sync_platform.defs.location import build_definitions
+from sync_platform.defs.naming import SCHEDULED_TIME_TAG
 
 from .conftest import table_task, write_config
 
@@ -31,10 +31,12 @@ def test_cron_schedule_in_the_task_timezone(tmp_path):
         "0 20 1-30 1-12 6", "Asia/Shanghai", "orders_copy_sync")
     from dagster._utils.schedules import cron_string_iterator
 
-    start = datetime(2025, 3, 1, tzinfo=timezone.utc).timestamp()
+    start = datetime(2025, 3, 1, tzinfo=UTC).timestamp()
     fires = cron_string_iterator(start, schedule.cron_schedule, "Asia/Shanghai")
     ticks = [next(fires) for _ in range(40)]
-    launched = [t for t in ticks if isinstance(schedule(dg.build_schedule_context(scheduled_execution_time=t)), dg.RunRequest)]
+    launched = [
+        t for t in ticks if isinstance(schedule(dg.build_schedule_context(scheduled_execution_time=t)), dg.RunRequest)
+    ]
     # The spec's reading: Saturdays that are days 1-30 (classic cron would also fire every day 1-30).
     assert [t.date().isoformat() for t in launched] == [
         "2025-03-01", "2025-03-08", "2025-03-15", "2025-03-22", "2025-03-29", "2025-04-05"]
@@ -42,7 +44,7 @@ def test_cron_schedule_in_the_task_timezone(tmp_path):
     skipped = schedule(dg.build_schedule_context(scheduled_execution_time=ticks[1]))
     assert isinstance(skipped, dg.SkipReason) and "2025-03-02" in skipped.skip_message
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    tick = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)  # a Saturday, 20:00 in Shanghai
+    tick = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # a Saturday, 20:00 in Shanghai
     request = schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert request.tags[SCHEDULED_TIME_TAG] == tick.isoformat()
     assert list(defs.sensors or []) == []  # no immediate sensor for a cron task
@@ -65,7 +67,9 @@ def test_schedule_timezone_overrides_source_timezone(tmp_path):
 def test_bad_schedules_are_rejected(tmp_path, schedule, message):
     with pytest.raises(ConfigError) as caught:
         load_config(_config(tmp_path, schedule))
-    assert any(p.startswith("task 'orders_copy' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
+    assert any(p.startswith("task 'orders_copy' (tasks[0]): ") and message in p for p in caught.value.problems), (
+        caught.value.problems
+    )
 
 
 def test_immediate_task_runs_once_per_configuration(tmp_path):
@@ -80,7 +84,9 @@ def test_immediate_task_runs_once_per_configuration(tmp_path):
         again = sensor(dg.build_sensor_context(instance=instance, cursor=config_hash))
         assert isinstance(again, dg.SkipReason)
         # A changed configuration runs once more.
-        changed = build_definitions(_config(tmp_path, "immediate", limit=10)).resolve_sensor_def("orders_copy_immediate")
+        changed = build_definitions(_config(tmp_path, "immediate", limit=10)).resolve_sensor_def(
+            "orders_copy_immediate"
+        )
         [rerun] = changed(dg.build_sensor_context(instance=instance, cursor=config_hash)).run_requests
         assert rerun.run_key != config_hash
     assert list(defs.schedules or []) == []  # no schedule for an immediate task

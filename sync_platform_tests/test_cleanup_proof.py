@@ -19,14 +19,24 @@ import sqlalchemy as sa
 
 from sync_platform.cli import main as cli
 from sync_platform.defs.location import build_definitions
+from sync_platform.defs.naming import CLEAN_SOURCE_OP
 from sync_platform.engine.cleanup import CleanupRequest, clean_in_rounds, round_committed
 from sync_platform.engine.columns import TableName
-from sync_platform.engine.diff import Side
 from sync_platform.engine.dialects import database_for
+from sync_platform.engine.diff import Side
 from sync_platform.engine.filters import RowFilter, TimeWindow
-from sync_platform.defs.naming import CLEAN_SOURCE_OP
 
-from .conftest import graphql, running_ui, table_task, ui_launch, wait_for, wait_for_run, write_config
+from .conftest import (
+    DIALECTS,
+    dialect_url,
+    graphql,
+    running_ui,
+    table_task,
+    ui_launch,
+    wait_for,
+    wait_for_run,
+    write_config,
+)
 
 JANUARY = "2024-01-01"
 SOURCE_KEY = dg.AssetKey(["ev", "source", "events"])
@@ -34,9 +44,7 @@ CHECK = {"assetKey": {"path": ["ev", "events"]}, "name": "data_diff"}
 
 
 def _url(kind: str, request, tmp_path: Path, name: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path}/{name}.db"
-    return request.getfixturevalue({"pg": "pg_url", "mysql": "mysql_url"}[kind])
+    return dialect_url(kind, name, tmp_path, request)
 
 
 def _create_events(url: str, january: int = 50, february: int = 10, primary_key: bool = True) -> None:
@@ -47,7 +55,9 @@ def _create_events(url: str, january: int = 50, february: int = 10, primary_key:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         key = ", PRIMARY KEY (id)" if primary_key else ""
-        conn.execute(sa.text(f"CREATE TABLE events (id int NOT NULL, at date, amount numeric(10,2), note varchar(40){key})"))
+        conn.execute(
+            sa.text(f"CREATE TABLE events (id int NOT NULL, at date, amount numeric(10,2), note varchar(40){key})")
+        )
         conn.execute(sa.text("INSERT INTO events VALUES (:id, :at, :amount, :note)"), rows)
     engine.dispose()
 
@@ -83,12 +93,16 @@ def _sync(config: Path, instance) -> None:
 
 def _records(instance) -> list[dict]:
     records = instance.fetch_observations(SOURCE_KEY, limit=200).records
-    return [{k: v.value for k, v in r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
-            | {"run_id": r.event_log_entry.run_id} for r in records]
+    return [
+        {k: v.value for k, v in r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
+        | {"run_id": r.event_log_entry.run_id}
+        for r in records
+    ]
 
 
 # Each dialect is the source once (locks and deletes) and the target once (proves).
-PAIRS = [("pg", "mysql"), ("mysql", "sqlite"), ("sqlite", "pg")]
+# Each dialect of the registry once as source and once as target: (a, b), (b, c), ..., (z, a).
+PAIRS = [(name, list(DIALECTS)[(i + 1) % len(DIALECTS)]) for i, name in enumerate(DIALECTS)]
 
 
 @pytest.mark.parametrize("source_kind, target_kind", PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
@@ -103,8 +117,10 @@ def test_rows_changed_added_or_lost_after_the_check_survive(tmp_path, request, c
         _execute(target, "DELETE FROM events WHERE id = 7")  # lost from the target
 
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--dry-run", "--config", str(config)]) == 0
-        assert "dry-run: 48 of 51 rows of events would be deleted, each proved identical in the target; 3 not verified" in (
-            capsys.readouterr().out)
+        assert (
+            "dry-run: 48 of 51 rows of events would be deleted, each proved identical in the target; 3 not verified"
+            in (capsys.readouterr().out)
+        )
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--batch-size", "20", "--config", str(config)]) == 1
         err = capsys.readouterr().err
         final = _records(instance)[0]
@@ -115,7 +131,12 @@ def test_rows_changed_added_or_lost_after_the_check_survive(tmp_path, request, c
     # Only the proved rows are gone: the three unproved January rows and all of February stay.
     assert _ids(source) == [5, 7, *range(51, 61), 1000]
     assert _ids(target) == [i for i in range(1, 51) if i != 7]  # the target is never touched
-    assert (final["status"], final["rows_deleted"], final["rows_not_verified"], final["rows_matching"]) == ("partial", 48, 3, 51)
+    assert (final["status"], final["rows_deleted"], final["rows_not_verified"], final["rows_matching"]) == (
+        "partial",
+        48,
+        3,
+        51,
+    )
     assert [(r.data["key"], r.data["reason"]) for r in final["kept_rows"].records] == [
         ("id=5", "changed"), ("id=7", "missing_in_target"), ("id=1000", "missing_in_target")]
     assert final["rounds"] == 3 and final["verified"] is True
@@ -132,7 +153,10 @@ def test_a_table_without_a_primary_key_is_refused_unless_forced(tmp_path, capsys
             capsys.readouterr().err)
         assert _ids(source) == list(range(1, 61))
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--force", "--config", str(config)]) == 0
-        assert "cleaned: 50 rows deleted from events in 1 rounds of at most 10000, without proof (forced)" in capsys.readouterr().out
+        assert (
+            "cleaned: 50 rows deleted from events in 1 rounds of at most 10000, without proof (forced)"
+            in capsys.readouterr().out
+        )
         final = _records(instance)[0]
     assert final["forced"] is True and final["verified"] is False and final["keyed_by"] == "rowid"
     assert _ids(source) == list(range(51, 61))
@@ -181,7 +205,9 @@ def test_sigkill_mid_cleanup_leaves_a_history_of_what_it_committed(tmp_path, pg_
         cleaner = subprocess.Popen([command, "clean-source", "ev", "--partition", JANUARY, "--batch-size", "50",
                                     "--config", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: sum(r["status"] == "running" for r in _records(instance)) >= 4, "four rounds recorded", 120)
+            wait_for(
+                lambda: sum(r["status"] == "running" for r in _records(instance)) >= 4, "four rounds recorded", 120
+            )
             # The process doing the rounds (the run's worker, which each round record names), then
             # the command that launched it and was following it.
             os.kill(int(_records(instance)[0]["pid"]), signal.SIGKILL)
@@ -224,7 +250,9 @@ def ui_with_synced_table(tmp_path, pg_url):
     _execute(pg_url, "CREATE TABLE items (id int PRIMARY KEY, label text)",
              "INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 200) i")
     task = table_task("items", ("db", "items"), ("db", "items_copy"), "exports", source_timezone="UTC")
-    config = write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"exports": {"type": "local", "path": str(tmp_path / "x")}}, [task])
+    config = write_config(
+        tmp_path / "sync.yaml", {"db": pg_url}, {"exports": {"type": "local", "path": str(tmp_path / "x")}}, [task]
+    )
     with running_ui({**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}, tmp_path / "ui.log") as base, \
             dg.DagsterInstance.get() as instance:
         assert wait_for_run(instance, ui_launch(base, "items_sync")) == dg.DagsterRunStatus.SUCCESS
@@ -244,11 +272,20 @@ def _ui_execute_check(base: str) -> str:
 
 def _ui_report_passed(base: str) -> None:
     """"Report evaluation" on the Checks tab, as the UI sends it (ReportCheckEvaluationMutation)."""
-    reported = graphql(base, """mutation ReportCheckEvaluationMutation($eventParams: ReportAssetCheckEvaluationsParams!) {
+    reported = graphql(
+        base,
+        """mutation ReportCheckEvaluationMutation($eventParams: ReportAssetCheckEvaluationsParams!) {
         reportAssetCheckEvaluations(eventParams: $eventParams) { __typename
         ... on ReportAssetCheckEvaluationsSuccess { assetKey { path } } ... on PythonError { message } } }""",
-                       {"eventParams": {"assetKey": {"path": ["items", "items_copy"]}, "checkName": "data_diff",
-                                        "passed": True, "description": "looks fine to me"}})
+        {
+            "eventParams": {
+                "assetKey": {"path": ["items", "items_copy"]},
+                "checkName": "data_diff",
+                "passed": True,
+                "description": "looks fine to me",
+            }
+        },
+    )
     assert reported["reportAssetCheckEvaluations"]["__typename"] == "ReportAssetCheckEvaluationsSuccess", reported
 
 
@@ -260,7 +297,10 @@ def test_a_check_reported_by_hand_never_unlocks_a_cleanup(ui_with_synced_table, 
     def outcome(run_id: str) -> dict:
         assert wait_for_run(instance, run_id) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
         record = instance.fetch_observations(source_key, limit=1).records[0]
-        return {k: v.value for k, v in record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
+        return {
+            k: v.value
+            for k, v in record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()
+        }
 
     _execute(pg_url, "UPDATE items_copy SET label = 'tampered' WHERE id = 42")
     assert wait_for_run(instance, _ui_execute_check(base)) == dg.DagsterRunStatus.FAILURE  # the platform's check fails
@@ -270,7 +310,9 @@ def test_a_check_reported_by_hand_never_unlocks_a_cleanup(ui_with_synced_table, 
     assert latest.event.dagster_event.event_specific_data.passed  # the UI now shows the check as passed
 
     refused = outcome(ui_launch(base, "clean_source", clean))
-    assert refused["status"] == "refused" and "data_diff of items_copy failed (data inconsistent)" in refused["interlock"]
+    assert (
+        refused["status"] == "refused" and "data_diff of items_copy failed (data inconsistent)" in refused["interlock"]
+    )
     assert len(_ids(pg_url, "items")) == 200
 
     # Forced past the interlock, the cleanup still proves every row: the tampered one stays.

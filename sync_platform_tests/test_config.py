@@ -45,9 +45,17 @@ def test_defaults_are_the_specs():
         ({"export_compress_parallel": 0}, "run_config.export_compress_parallel", "greater than or equal to 1"),
         ({"heartbeat_timeout": 0}, "run_config.heartbeat_timeout", "greater than or equal to 1"),
         ({"source_timezone": "Asia/Shanghia"}, "run_config.source_timezone", "unknown time zone 'Asia/Shanghia'"),
-        ({"bisection_factor": 64, "bisection_threshold": 64}, "run_config", "bisection_factor (64) must be less than bisection_threshold (64)"),
+        (
+            {"bisection_factor": 64, "bisection_threshold": 64},
+            "run_config",
+            "bisection_factor (64) must be less than bisection_threshold (64)",
+        ),
         ({"bisection_factor": 20000}, "run_config", "must be less than bisection_threshold (16384)"),
-        ({"limt": 5}, "run_config.limt", "unknown field 'limt'; valid fields: key_columns, extra_columns, algorithm, limit"),
+        (
+            {"limt": 5},
+            "run_config.limt",
+            "unknown field 'limt'; valid fields: key_columns, extra_columns, algorithm, limit",
+        ),
         ({"import_order_by": "a; drop table x"}, "run_config.import_order_by", "ORDER BY list"),
     ],
 )
@@ -82,7 +90,11 @@ def test_every_problem_is_reported_at_once(tmp_path):
         datasources={"src": "oracle://x", "dst": "sqlite:///d.db"},
     )
     joined = "\n".join(problems)
-    assert "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: mariadb, mysql, postgres, postgresql, sqlite" in joined
+    assert (
+        "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: mariadb, mysql, postgres, "
+        "postgresql, sqlite"
+        in joined
+    )
     assert "task 'bad name' (tasks[0]): name: task name 'bad name' must start with a letter" in joined
     assert "task 't2' (tasks[1]): type: unknown value 'tabel_to_table'; valid values: table_to_table" in joined
 
@@ -94,7 +106,9 @@ def test_missing_environment_variable_is_named_and_secret_values_never_shown(tmp
         [table_task("t1", ("src", "a"), ("dst", "b"), "exports")],
         datasources={"src": "sqlite:///s.db", "dst": "postgresql://etl:${WAREHOUSE_PASSWORD}@db/dw"},
     )
-    assert problems == ["datasources.dst.url: environment variable WAREHOUSE_PASSWORD is not set (referenced as ${WAREHOUSE_PASSWORD})"]
+    assert problems == [
+        "datasources.dst.url: environment variable WAREHOUSE_PASSWORD is not set (referenced as ${WAREHOUSE_PASSWORD})"
+    ]
     monkeypatch.setenv("WAREHOUSE_PASSWORD", "s3cr3t-value")
     config = load_config(tmp_path / "sync.yaml")
     assert "s3cr3t-value" not in repr(config) and "s3cr3t-value" not in str(config.model_dump())
@@ -110,27 +124,45 @@ def test_local_store_rejects_bucket_override(tmp_path):
 
 
 def test_validate_command_exit_codes(tmp_path):
-    good = write_config(tmp_path / "good.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports")])
-    bad = write_config(tmp_path / "bad.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports", limit=5000)])
-    ok = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(good)], capture_output=True, text=True)
+    good = write_config(
+        tmp_path / "good.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports")]
+    )
+    bad = write_config(
+        tmp_path / "bad.yaml", SOURCES, STORES, [table_task("t1", ("src", "a"), ("dst", "b"), "exports", limit=5000)]
+    )
+    ok = subprocess.run(
+        [sys.executable, "-m", "sync_platform.cli", "validate", str(good)], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and "OK (1 tasks" in ok.stdout
-    failed = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(bad)], capture_output=True, text=True)
+    failed = subprocess.run(
+        [sys.executable, "-m", "sync_platform.cli", "validate", str(bad)], capture_output=True, text=True
+    )
     assert failed.returncode == 1
     assert f"1 problem(s) in {bad}" in failed.stderr
-    assert "task 't1' (tasks[0]): run_config.limit: Input should be less than or equal to 1000 (got 5000)" in failed.stderr
+    assert (
+        "task 't1' (tasks[0]): run_config.limit: Input should be less than or equal to 1000 (got 5000)" in failed.stderr
+    )
 
 
 def test_demo_config_is_valid():
     from sync_platform.config import DEMO_CONFIG
 
     config = load_config(DEMO_CONFIG)
-    assert [t.name for t in config.tasks] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders", "demo_lineitem_archive",
-                                              "demo_replica"]
+    assert [t.name for t in config.tasks] == [
+        "demo_orders",
+        "demo_lineitem",
+        "demo_customers",
+        "demo_large_orders",
+        "demo_lineitem_archive",
+        "demo_replica",
+    ]
     assert yaml.safe_load(DEMO_CONFIG.read_text())["tasks"][0]["type"] == "table_to_table"
 
 
 def _validate(path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "sync_platform.cli", "validate", str(path)], capture_output=True, text=True
+    )
 
 
 def test_bad_input_refused_by_validate_with_field_and_limit(tmp_path, monkeypatch):
@@ -146,7 +178,10 @@ def test_bad_input_refused_by_validate_with_field_and_limit(tmp_path, monkeypatc
     assert ("datasources 'dst': url: the user or password holds a raw '@', ':' or '%', so drivers cannot read the URL; "
             "percent-encode them") in failed.stderr
     assert "p@ss" not in failed.stderr and "Zq9x" not in failed.stderr
-    assert "task 't1' (tasks[0]): run_config.export_batch_rows: Input should be less than or equal to 5000000" in failed.stderr
+    assert (
+        "task 't1' (tasks[0]): run_config.export_batch_rows: Input should be less than or equal to 5000000"
+        in failed.stderr
+    )
     assert "filters.source_where: remove the comment ('--' or '/* */')" in failed.stderr
 
     duplicate = tmp_path / "dup.yaml"
@@ -160,7 +195,11 @@ def test_a_bad_schedule_names_only_the_branch_written(tmp_path):
     """A cron mapping is not also reported as "Input should be 'immediate'", and a word names both forms."""
     task = table_task("t1", ("src", "a"), ("dst", "b"), "exports")
     problems = _problems(tmp_path, [{**task, "schedule": {"cron": "61 * * * *"}}])
-    assert len(problems) == 1 and problems[0].startswith("task 't1' (tasks[0]): schedule.cron: invalid cron '61 * * * *'")
+    assert len(problems) == 1 and problems[0].startswith(
+        "task 't1' (tasks[0]): schedule.cron: invalid cron '61 * * * *'"
+    )
     problems = _problems(tmp_path, [{**task, "schedule": "sometimes"}])
-    assert problems == ["task 't1' (tasks[0]): schedule: unknown value 'sometimes'; valid values: immediate, or a mapping "
-                        "{cron: '<minute hour day-of-month month day-of-week>', timezone: <IANA zone>}"]
+    assert problems == [
+        "task 't1' (tasks[0]): schedule: unknown value 'sometimes'; valid values: immediate, or a mapping "
+        "{cron: '<minute hour day-of-month month day-of-week>', timezone: <IANA zone>}"
+    ]

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from sync_platform.defs import naming
 from sync_platform.config import ConfigError, load_config
+from sync_platform.defs import naming
 from sync_platform.defs.location import build_definitions
 
 from .conftest import table_task, write_config
@@ -30,17 +30,34 @@ def _source(tmp_path, rows=250) -> str:
 
 
 def _config(tmp_path, target_url, **run_config) -> str:
-    return str(write_config(
-        tmp_path / "sync.yaml", {"src": _source(tmp_path), "dw": target_url},
-        {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
-        [{**table_task("orders_copy", ("src", "orders"), ("dw", "dw_orders"), "exports", export_batch_rows=100, **run_config),
-          "description": "Orders to the warehouse"}],
-    ))
+    return str(
+        write_config(
+            tmp_path / "sync.yaml",
+            {"src": _source(tmp_path), "dw": target_url},
+            {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+            [
+                {
+                    **table_task(
+                        "orders_copy",
+                        ("src", "orders"),
+                        ("dw", "dw_orders"),
+                        "exports",
+                        export_batch_rows=100,
+                        **run_config,
+                    ),
+                    "description": "Orders to the warehouse",
+                }
+            ],
+        )
+    )
 
 
 def test_definitions_shape(tmp_path):
     defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
-    export_key, imported_key = dg.AssetKey(["orders_copy", "export", "orders"]), dg.AssetKey(["orders_copy", "dw_orders"])
+    export_key, imported_key = (
+        dg.AssetKey(["orders_copy", "export", "orders"]),
+        dg.AssetKey(["orders_copy", "dw_orders"]),
+    )
     source_key = dg.AssetKey(["orders_copy", "source", "orders"])
     graph = defs.resolve_asset_graph()
     assert set(graph.get_all_asset_keys()) == {source_key, export_key, imported_key}
@@ -70,7 +87,10 @@ def test_job_run_records_metadata_and_never_secrets(tmp_path, pg_url):
         everything = " ".join(str(record) for record in instance.all_logs(result.run_id))
         assert PASSWORD not in everything
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*), sum(total) FROM dw_orders").fetchone() == (250, sum(i + 0.25 for i in range(250)))
+        assert conn.execute("SELECT count(*), sum(total) FROM dw_orders").fetchone() == (
+            250,
+            sum(i + 0.25 for i in range(250)),
+        )
 
 
 @pytest.mark.parametrize("algorithm", ["countdiff", "md5diff", "hashdiff"])
@@ -113,13 +133,17 @@ def test_an_invalid_task_is_shown_in_place_of_its_job_and_the_location_loads(tmp
         tmp_path / "bad.yaml", {"src": "sqlite:///a.db"}, {"exports": {"type": "local", "path": "/tmp/x"}},
         [table_task("orders_copy", ("src", "orders"), ("warehouse", "dw_orders"), "exports")],
     )
-    with pytest.raises(ConfigError, match=r"task 'orders_copy' \(tasks\[0\]\): target.datasource: unknown datasource 'warehouse'"):
+    with pytest.raises(
+        ConfigError, match=r"task 'orders_copy' \(tasks\[0\]\): target.datasource: unknown datasource 'warehouse'"
+    ):
         load_config(bad)  # what `sync-platform validate` reports, strictly
     job = build_definitions(bad).resolve_job_def("orders_copy_sync")
     assert "target.datasource: unknown datasource 'warehouse'; valid values: src" in job.description
     result = job.execute_in_process(raise_on_error=False)
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert "task 'orders_copy' is not valid, so it was left out" in failure.step_failure_data.user_failure_data.description
+    assert (
+        "task 'orders_copy' is not valid, so it was left out" in failure.step_failure_data.user_failure_data.description
+    )
     # When Dagster loads the code location: it loads (the UI shows the job's description).
     dagster = str(Path(sys.executable).parent / "dagster")
     loaded = subprocess.run(

@@ -16,13 +16,13 @@ import pytest
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-from sync_platform.defs import naming
 from sync_platform.cli import main as cli
 from sync_platform.config import ConfigError, load_config
+from sync_platform.defs import naming
 from sync_platform.defs.location import build_definitions
+from sync_platform.defs.status import StatusReader
 from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
-from sync_platform.defs.status import StatusReader
 
 from .conftest import (
     fresh_pg_database,
@@ -66,7 +66,9 @@ def write(tmp_path, datasources: dict, *tasks: dict, name: str = "sync.yaml"):
 def recon_job(tmp_path, config_path, job_name: str):
     """The job as a multiprocess run needs it: loadable again in each step's process."""
     module = tmp_path / f"defs_{uuid.uuid4().hex[:6]}.py"
-    module.write_text(f"from sync_platform.defs.location import build_definitions\ndefs = build_definitions({str(config_path)!r})\n")
+    module.write_text(
+        f"from sync_platform.defs.location import build_definitions\ndefs = build_definitions({str(config_path)!r})\n"
+    )
     return ReconstructableRepository.for_file(str(module), "defs").get_reconstructable_job(job_name)
 
 
@@ -94,12 +96,19 @@ def rows_of(url: str, table: str) -> list[tuple]:
 
 
 def test_whole_database_pg_to_pg_in_parallel_with_every_check_passing(tmp_path, tpch_url, pg_url):
-    config = write(tmp_path, {"src": tpch_url, "dst": pg_url},
-                   database_task("tpch", "src", "dst", "whole_database", run_config={"batch_parallel_size": 3, "algorithm": "hashdiff"}))
+    config = write(
+        tmp_path,
+        {"src": tpch_url, "dst": pg_url},
+        database_task(
+            "tpch", "src", "dst", "whole_database", run_config={"batch_parallel_size": 3, "algorithm": "hashdiff"}
+        ),
+    )
     assert cli(["refresh-tables", "--config", str(config)]) == 0
     defs = build_definitions(config)
     job = defs.resolve_job_def("tpch_sync")
-    assert sorted(k.path[-1] for k in job.asset_layer.asset_graph.get_all_asset_keys() if len(k.path) == 2) == TPCH_TABLES
+    assert (
+        sorted(k.path[-1] for k in job.asset_layer.asset_graph.get_all_asset_keys() if len(k.path) == 2) == TPCH_TABLES
+    )
     with dg.DagsterInstance.get() as instance:
         result = dg.execute_job(recon_job(tmp_path, config, "tpch_sync"), instance=instance)
         assert result.success
@@ -111,7 +120,10 @@ def test_whole_database_pg_to_pg_in_parallel_with_every_check_passing(tmp_path, 
     for table in TPCH_TABLES:
         assert rows_of(pg_url, table) == rows_of(tpch_url, table), table
     with psycopg.connect(pg_url) as conn:  # primary keys came along
-        keys = conn.execute("SELECT count(*) FROM information_schema.table_constraints WHERE constraint_type = 'PRIMARY KEY' AND table_schema = 'public'").fetchone()
+        keys = conn.execute(
+            "SELECT count(*) FROM information_schema.table_constraints WHERE constraint_type = 'PRIMARY KEY' AND "
+            "table_schema = 'public'"
+        ).fetchone()
     assert keys == (8,)
 
 
@@ -122,7 +134,9 @@ def _sqlite_shop(path) -> str:
         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INT, amount NUMERIC(10,2), status TEXT);
         CREATE TABLE audit_log (id INTEGER PRIMARY KEY, note TEXT);
     """)
-    conn.executemany("INSERT INTO customers VALUES (?, ?, ?)", [(i, f"c{i}", "FR" if i % 3 else "CN") for i in range(1, 31)])
+    conn.executemany(
+        "INSERT INTO customers VALUES (?, ?, ?)", [(i, f"c{i}", "FR" if i % 3 else "CN") for i in range(1, 31)]
+    )
     conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)",
                      [(i, i % 30 + 1, f"{i * 7 % 500}.25", "open" if i % 4 else "closed") for i in range(1, 201)])
     conn.executemany("INSERT INTO audit_log VALUES (?, ?)", [(i, "x") for i in range(5)])
@@ -145,7 +159,10 @@ def test_table_list_sqlite_to_pg_with_renames_overrides_and_filters(tmp_path, pg
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("shop_sync").execute_in_process(instance=instance)
         assert result.success
-        assert {e.asset_key.path[-1] for e in result.get_asset_check_evaluations() if e.passed} == {"dw_orders", "dim_customers"}
+        assert {e.asset_key.path[-1] for e in result.get_asset_check_evaluations() if e.passed} == {
+            "dw_orders",
+            "dim_customers",
+        }
     src = sqlite3.connect(tmp_path / "shop.db")
     with psycopg.connect(pg_url) as conn:
         dw_orders = conn.execute("SELECT id, customer_id, amount::text, status FROM dw_orders ORDER BY id").fetchall()
@@ -175,7 +192,11 @@ def test_one_failing_table_does_not_stop_the_others_and_reruns_alone(tmp_path):
         assert not first.success
         assert max_overlap(step_windows(instance, first.run_id).values()) <= 2
         statuses = {t.source.table: reader.table_status(t) for t in tables}
-        assert {n: s.status for n, s in statuses.items()} == {"audit_log": "completed", "customers": "completed", "orders": "failed"}
+        assert {n: s.status for n, s in statuses.items()} == {
+            "audit_log": "completed",
+            "customers": "completed",
+            "orders": "failed",
+        }
         failed_import = statuses["orders"].stages[1]
         assert failed_import.outcome == "failed" and "CHECK constraint failed" in failed_import.message
         assert statuses["orders"].stages[0].outcome == "ok" and statuses["orders"].stages[2].outcome == "not run"
@@ -199,8 +220,16 @@ def _slow_and_fast(pg_url: str, target_schema: str, sleep_s: int) -> dict:
         for table in ("slow", "fast"):
             conn.execute(f"CREATE TABLE app.{table} (id int PRIMARY KEY, v text)")
             conn.execute(f"INSERT INTO app.{table} VALUES (1, 'a'), (2, 'b')")
-    task = database_task("app", "db", "db", "tables", tables=[
-        {"source": "slow", "filters": {"source_where": f"(SELECT pg_sleep({sleep_s})::text) = ''"}}, {"source": "fast"}])
+    task = database_task(
+        "app",
+        "db",
+        "db",
+        "tables",
+        tables=[
+            {"source": "slow", "filters": {"source_where": f"(SELECT pg_sleep({sleep_s})::text) = ''"}},
+            {"source": "fast"},
+        ],
+    )
     task["source"]["schema"], task["target"]["schema"] = "app", target_schema
     return task
 
@@ -210,13 +239,18 @@ def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
     with psycopg.connect(pg_url) as conn:  # the target alters what it receives: the check must see it
         conn.execute("CREATE SCHEMA dw")
         conn.execute("CREATE TABLE dw.fast (id int PRIMARY KEY, v text)")
-        conn.execute("CREATE FUNCTION dw.mangle() RETURNS trigger AS $$ BEGIN NEW.v := NEW.v || '!'; RETURN NEW; END $$ LANGUAGE plpgsql")
+        conn.execute(
+            "CREATE FUNCTION dw.mangle() RETURNS trigger AS $$ BEGIN NEW.v := NEW.v || '!'; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql"
+        )
         conn.execute("CREATE TRIGGER mangle BEFORE INSERT ON dw.fast FOR EACH ROW EXECUTE FUNCTION dw.mangle()")
     config = write(tmp_path, {"db": pg_url}, task)
     defs = build_definitions(config)
     slow, fast = Platform.from_file(config).table_syncs["app"]
     with dg.DagsterInstance.get() as instance:
-        run = threading.Thread(target=lambda: defs.resolve_job_def("app_sync").execute_in_process(instance=instance, raise_on_error=False))
+        run = threading.Thread(
+            target=lambda: defs.resolve_job_def("app_sync").execute_in_process(instance=instance, raise_on_error=False)
+        )
         run.start()
         seen = set()
         while run.is_alive():
@@ -224,7 +258,9 @@ def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
             time.sleep(0.2)
         run.join()
         assert "running" in seen
-        final = {t.source.table_name.name: StatusReader.for_definitions(instance, defs).table_status(t) for t in (slow, fast)}
+        final = {
+            t.source.table_name.name: StatusReader.for_definitions(instance, defs).table_status(t) for t in (slow, fast)
+        }
     assert final["slow"].status == "completed"
     assert final["fast"].status == "data-inconsistent"
     assert final["fast"].stages[2].outcome == "inconsistent" and final["fast"].stages[2].rows == "2/2"
@@ -232,11 +268,16 @@ def test_status_shows_running_and_data_inconsistent(tmp_path, pg_url):
 
 def test_status_command_prints_one_row_per_table(tmp_path, capsys):
     source = _sqlite_shop(tmp_path / "shop.db")
-    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"},
-                   database_task("shop", "src", "dst", "tables", tables=[{"source": "orders"}, {"source": "customers"}]))
+    config = write(
+        tmp_path,
+        {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"},
+        database_task("shop", "src", "dst", "tables", tables=[{"source": "orders"}, {"source": "customers"}]),
+    )
     with dg.DagsterInstance.get() as instance:
         build_definitions(config).resolve_job_def("shop_sync").execute_in_process(
-            instance=instance, asset_selection=[dg.AssetKey(["shop", "export", "orders"]), dg.AssetKey(["shop", "orders"])])
+            instance=instance,
+            asset_selection=[dg.AssetKey(["shop", "export", "orders"]), dg.AssetKey(["shop", "orders"])],
+        )
     assert cli(["status", "shop", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     orders = next(line for line in lines if line.startswith("orders -> orders"))
@@ -250,8 +291,11 @@ def test_whole_database_needs_a_discovered_table_list(tmp_path):
     source = _sqlite_shop(tmp_path / "shop.db")
     task = database_task("shop", "src", "dst", "whole_database", exclude=["audit_log"])
     config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
-    with pytest.raises(TablesNotDiscovered, match=r"task 'shop' \(copy_mode whole_database\): its table list has not "
-                                                  r"been discovered yet .*run `sync-platform refresh-tables shop --config"):
+    with pytest.raises(
+        TablesNotDiscovered,
+        match=r"task 'shop' \(copy_mode whole_database\): its table list has not "
+        r"been discovered yet .*run `sync-platform refresh-tables shop --config",
+    ):
         build_definitions(config)
     assert cli(["refresh-tables", "shop", "--config", str(config)]) == 0
     assert [t.source.table for t in Platform.from_file(config).table_syncs["shop"]] == ["customers", "orders"]
@@ -262,7 +306,9 @@ def test_whole_database_needs_a_discovered_table_list(tmp_path):
 
     # The same file pointing at another source: its cached list is refused.
     write(tmp_path, {"src": f"sqlite:///{tmp_path}/gone.db", "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
-    with pytest.raises(TablesNotDiscovered, match="the cached table list came from sqlite:///.*shop.db.* but the task now reads"):
+    with pytest.raises(
+        TablesNotDiscovered, match="the cached table list came from sqlite:///.*shop.db.* but the task now reads"
+    ):
         build_definitions(config)
 
     # Back on its source, a list older than table_list_max_age_days is reported stale, and used.
@@ -270,7 +316,9 @@ def test_whole_database_needs_a_discovered_table_list(tmp_path):
     cache = TableListCache.for_config(config)
     data = json.loads(cache.path("shop").read_text())
     cache.path("shop").write_text(json.dumps({**data, "discovered_at": "2020-01-01T00:00:00+00:00"}))
-    with pytest.warns(UserWarning, match=r"task 'shop': table list discovered \d+ days ago \(table_list_max_age_days: 7\)"):
+    with pytest.warns(
+        UserWarning, match=r"task 'shop': table list discovered \d+ days ago \(table_list_max_age_days: 7\)"
+    ):
         defs = build_definitions(config)
     assert "WARNING: task 'shop': table list discovered" in defs.resolve_job_def("shop_sync").description
 
@@ -279,15 +327,36 @@ def test_whole_database_needs_a_discovered_table_list(tmp_path):
     "fields, message",
     [
         ({"copy_mode": "tables"}, "copy_mode 'tables' needs a non-empty tables list"),
-        ({"copy_mode": "whole_database", "tables": [{"source": "a", "target": "b"}]}, "copy_mode 'whole_database' keeps table names"),
-        ({"copy_mode": "tables", "tables": [{"source": "a"}, {"source": "A"}]}, "source names ['a'] appear more than once"),
-        ({"copy_mode": "tables", "tables": [{"source": "a", "target": "x"}, {"source": "b", "target": "x"}]}, "target names ['x'] appear more than once"),
+        (
+            {"copy_mode": "whole_database", "tables": [{"source": "a", "target": "b"}]},
+            "copy_mode 'whole_database' keeps table names",
+        ),
+        (
+            {"copy_mode": "tables", "tables": [{"source": "a"}, {"source": "A"}]},
+            "source names ['a'] appear more than once",
+        ),
+        (
+            {"copy_mode": "tables", "tables": [{"source": "a", "target": "x"}, {"source": "b", "target": "x"}]},
+            "target names ['x'] appear more than once",
+        ),
         ({"copy_mode": "tables", "tables": [{"source": "s.a"}]}, "give the table name without a schema"),
-        ({"copy_mode": "tables", "tables": [{"source": "a", "run_config": {"limit": 0}}]}, "tables.0.run_config.limit: Input should be greater than or equal to 1"),
-        ({"copy_mode": "tables", "run_config": {"bisection_threshold": 50}, "tables": [{"source": "a", "run_config": {"bisection_factor": 64}}]},
-         "tables[0] (a): run_config: bisection_factor (64) must be less than bisection_threshold (50)"),
+        (
+            {"copy_mode": "tables", "tables": [{"source": "a", "run_config": {"limit": 0}}]},
+            "tables.0.run_config.limit: Input should be greater than or equal to 1",
+        ),
+        (
+            {
+                "copy_mode": "tables",
+                "run_config": {"bisection_threshold": 50},
+                "tables": [{"source": "a", "run_config": {"bisection_factor": 64}}],
+            },
+            "tables[0] (a): run_config: bisection_factor (64) must be less than bisection_threshold (50)",
+        ),
         ({"copy_mode": "everything"}, "copy_mode: Input should be 'whole_database' or 'tables'"),
-        ({"copy_mode": "tables", "tables": [{"source": "a"}], "exclude": ["b"]}, "exclude applies to copy_mode 'whole_database' only"),
+        (
+            {"copy_mode": "tables", "tables": [{"source": "a"}], "exclude": ["b"]},
+            "exclude applies to copy_mode 'whole_database' only",
+        ),
         ({"copy_mode": "whole_database", "target_datasource": "src"}, "same datasource and schema"),
         ({"copy_mode": "tables", "tables": [{"source": "a"}], "partition": {}}, "unknown field 'partition'"),
     ],
@@ -296,7 +365,9 @@ def test_bad_database_tasks_are_rejected(tmp_path, fields, message):
     task = database_task("db", "src", fields.pop("target_datasource", "dst"), fields.pop("copy_mode"), **fields)
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, {"src": "sqlite:///a.db", "dst": "sqlite:///b.db"}, task))
-    assert any(p.startswith("task 'db' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
+    assert any(p.startswith("task 'db' (tasks[0]): ") and message in p for p in caught.value.problems), (
+        caught.value.problems
+    )
 
 
 def test_whole_database_refuses_names_the_target_cannot_keep(tmp_path):

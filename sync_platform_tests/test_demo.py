@@ -21,7 +21,9 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("task "))
-    assert lines[0].startswith("seeded demo source") and lines[1].startswith("discovered 5 tables for task 'demo_replica'")
+    assert lines[0].startswith("seeded demo source") and lines[1].startswith(
+        "discovered 5 tables for task 'demo_replica'"
+    )
     rows = [line.split() for line in lines[header + 2 : header + 17]]
     assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"] + [
         "demo_lineitem_archive"] * 6 + ["demo_replica"] * 5
@@ -40,13 +42,18 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
         assert source.execute(f"SELECT * FROM {src} ORDER BY {key}").fetchall() == \
             warehouse.execute(f"SELECT * FROM {dst} ORDER BY {key}").fetchall()
     # Filters: exactly the rows of the hand-written query.
-    large = "SELECT * FROM orders WHERE o_totalprice > 300000 AND o_orderpriority IN ('1-URGENT', '2-HIGH') AND o_orderstatus <> 'P' ORDER BY 1"
+    large = ("SELECT * FROM orders WHERE o_totalprice > 300000 AND o_orderpriority IN ('1-URGENT', '2-HIGH') "
+             "AND o_orderstatus <> 'P' ORDER BY 1")
     expected = source.execute(large).fetchall()
     assert 0 < len(expected) < 15000
     assert warehouse.execute("SELECT * FROM large_orders ORDER BY 1").fetchall() == expected
     # The monthly archive: second half of 2025, quantities over 10, exactly.
-    archive = "SELECT * FROM lineitem WHERE l_quantity > 10 AND l_shipdate >= '2025-07-01' AND l_shipdate < '2026-01-01' ORDER BY 1, 2"
-    assert warehouse.execute("SELECT * FROM lineitem_archive ORDER BY 1, 2").fetchall() == source.execute(archive).fetchall()
+    archive = ("SELECT * FROM lineitem WHERE l_quantity > 10 AND l_shipdate >= '2025-07-01' "
+               "AND l_shipdate < '2026-01-01' ORDER BY 1, 2")
+    assert (
+        warehouse.execute("SELECT * FROM lineitem_archive ORDER BY 1, 2").fetchall()
+        == source.execute(archive).fetchall()
+    )
     # Parquet + import_order_by: lineitem lands in ship-date order.
     shipdates = [r[0] for r in warehouse.execute("SELECT l_shipdate FROM lineitem ORDER BY rowid")]
     assert shipdates == sorted(shipdates) and len(shipdates) > 50_000

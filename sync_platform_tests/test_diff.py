@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import psycopg
@@ -58,7 +58,10 @@ INT_TABLE = {
 
 def _int_rows(keys):
     base = datetime(2024, 1, 1)
-    return [(k, f"name {k}", f"{k % 1000}.{k % 100:02d}", (base + timedelta(seconds=k % 86400)).isoformat(sep=" ")) for k in keys]
+    return [
+        (k, f"name {k}", f"{k % 1000}.{k % 100:02d}", (base + timedelta(seconds=k % 86400)).isoformat(sep=" "))
+        for k in keys
+    ]
 
 
 def _changed(rows, updated, deleted, inserted):
@@ -91,9 +94,13 @@ def test_k_changes_found_exactly(sides):
     result = _diff(src, dst, "hashdiff", **SMALL)
     assert not result.same
     assert {(r.key, r.kind, r.columns) for r in result.rows} == {
-        (("5",), RowKind.CHANGED, ("name",)), (("700",), RowKind.CHANGED, ("name",)), (("1999",), RowKind.CHANGED, ("name",)),
-        (("1",), RowKind.MISSING, ()), (("1000",), RowKind.MISSING, ()),
-        (("2000",), RowKind.EXTRA, ()), (("5000",), RowKind.EXTRA, ()),
+        (("5",), RowKind.CHANGED, ("name",)),
+        (("700",), RowKind.CHANGED, ("name",)),
+        (("1999",), RowKind.CHANGED, ("name",)),
+        (("1",), RowKind.MISSING, ()),
+        (("1000",), RowKind.MISSING, ()),
+        (("2000",), RowKind.EXTRA, ()),
+        (("5000",), RowKind.EXTRA, ()),
     }
     assert result.segments > 4  # it bisected rather than fetching everything
     assert not _diff(src, dst, "md5diff").same
@@ -119,7 +126,12 @@ def test_composite_text_and_date_keys(sides):
         "sqlite": "region TEXT, day DATE, n INT, v TEXT, PRIMARY KEY (region, day, n)",
     }
     regions = ["Zürich", "apple", "Apple", "b", "ä", ""]
-    rows = [(r, (date(2024, 1, 1) + timedelta(days=d)).isoformat(), n, f"{r}{d}{n}") for r in regions for d in range(20) for n in range(3)]
+    rows = [
+        (r, (date(2024, 1, 1) + timedelta(days=d)).isoformat(), n, f"{r}{d}{n}")
+        for r in regions
+        for d in range(20)
+        for n in range(3)
+    ]
     make(src, "a", ddl, rows)
     target = [row for row in rows if row[:3] != ("apple", "2024-01-05", 1)]
     target = [(r, d, n, "X" if (r, d, n) == ("ä", "2024-01-20", 2) else v) for r, d, n, v in target]
@@ -171,10 +183,12 @@ def test_extra_columns_limit_what_is_compared(sides):
 # --- the normalisation contract, value by value, in both directions ------------------------------
 
 EDGE_TABLE = {
-    "pg": "id int PRIMARY KEY, t text, n numeric(12,3), f double precision, ts timestamp, tz timestamptz, b boolean, by bytea",
-    "sqlite": "id INT PRIMARY KEY, t TEXT, n NUMERIC(12,3), f DOUBLE PRECISION, ts TIMESTAMP, tz TIMESTAMP WITH TIME ZONE, b BOOLEAN, by BLOB",
+    "pg": "id int PRIMARY KEY, t text, n numeric(12,3), f double precision, ts timestamp, tz timestamptz, b boolean, "
+          "by bytea",
+    "sqlite": "id INT PRIMARY KEY, t TEXT, n NUMERIC(12,3), f DOUBLE PRECISION, ts TIMESTAMP, tz TIMESTAMP WITH TIME "
+              "ZONE, b BOOLEAN, by BLOB",
 }
-UTC = timezone.utc
+UTC = UTC
 
 
 def _edge_row(url, **values):
@@ -271,12 +285,26 @@ def test_cli_diff_prints_rows_and_exits_by_result(tmp_path):
         conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
         conn.commit()
     config = write_config(
-        tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
+        tmp_path / "sync.yaml",
+        {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
         {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
-        [table_task("copy", ("src", "t"), ("dst", "t"), "exports", algorithm="hashdiff", verbose=True, bisection_factor=4, bisection_threshold=50)],
+        [
+            table_task(
+                "copy",
+                ("src", "t"),
+                ("dst", "t"),
+                "exports",
+                algorithm="hashdiff",
+                verbose=True,
+                bisection_factor=4,
+                bisection_threshold=50,
+            )
+        ],
     )
     run = lambda *extra: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "sync_platform.cli", "diff", "copy", "--config", str(config), *extra], capture_output=True, text=True
+        [sys.executable, "-m", "sync_platform.cli", "diff", "copy", "--config", str(config), *extra],
+        capture_output=True,
+        text=True,
     )
     done = run()
     assert done.returncode == 1, done.stderr
@@ -311,4 +339,8 @@ def test_naive_timestamps_compare_with_instants_in_the_source_timezone(pg_url, t
     conn.execute("CREATE TABLE b (id INT PRIMARY KEY, at TIMESTAMP)")
     conn.close()
     with pytest.raises(UnsupportedColumn, match="sqlite cannot convert column 'at' from UTC to UTC"):
-        diff(Side(database_for(pg_url), TableName("a")), Side(database_for(f"sqlite:///{tmp_path}/naive.db"), TableName("b")), DiffOptions())
+        diff(
+            Side(database_for(pg_url), TableName("a")),
+            Side(database_for(f"sqlite:///{tmp_path}/naive.db"), TableName("b")),
+            DiffOptions(),
+        )

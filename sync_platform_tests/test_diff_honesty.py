@@ -14,8 +14,8 @@ import pytest
 from sync_platform.cli import main as cli
 from sync_platform.config import load_config
 from sync_platform.engine import LoadFailed, TableName, database_for
-from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff
 from sync_platform.engine.dialects.sqlite import SQLiteDatabase, SQLiteDialect
+from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff
 from sync_platform.engine.errors import QueryTimeout
 from sync_platform.platform import Platform
 
@@ -43,8 +43,12 @@ def _copied(pg_url: str, tmp_path, *statements: str):
 
 def test_non_finite_floats_changed_in_the_target_are_found(pg_url, tmp_path):
     platform, table = _copied(
-        pg_url, tmp_path, "CREATE TABLE t (id int PRIMARY KEY, x float8, y real)",
-        "INSERT INTO t VALUES (1, 'Infinity', 'Infinity'), (2, '-Infinity', '-Infinity'), (3, 'NaN', 'NaN'), (4, 1.5, 1.5)")
+        pg_url,
+        tmp_path,
+        "CREATE TABLE t (id int PRIMARY KEY, x float8, y real)",
+        "INSERT INTO t VALUES (1, 'Infinity', 'Infinity'), (2, '-Infinity', '-Infinity'), (3, 'NaN', 'NaN'), (4, 1.5, "
+        "1.5)",
+    )
     assert all(platform.diff(table, a).same for a in ("md5diff", "hashdiff"))
     with psycopg.connect(pg_url) as conn:
         conn.execute("UPDATE t_copy SET x = '-Infinity' WHERE id = 1")
@@ -58,8 +62,12 @@ def test_non_finite_floats_changed_in_the_target_are_found(pg_url, tmp_path):
 
 def test_an_enum_column_is_the_same_as_its_text_copy(pg_url, tmp_path):
     platform, table = _copied(
-        pg_url, tmp_path, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')", "CREATE TABLE t (id int PRIMARY KEY, m mood)",
-        "INSERT INTO t SELECT i, (ARRAY['sad','ok','happy']::mood[])[1 + i % 3] FROM generate_series(1, 50) i")
+        pg_url,
+        tmp_path,
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",
+        "CREATE TABLE t (id int PRIMARY KEY, m mood)",
+        "INSERT INTO t SELECT i, (ARRAY['sad','ok','happy']::mood[])[1 + i % 3] FROM generate_series(1, 50) i",
+    )
     results = [platform.diff(table, a) for a in ("countdiff", "md5diff", "hashdiff")]
     assert all(r.same for r in results), results
 
@@ -75,8 +83,11 @@ def test_wide_decimals_into_an_existing_sqlite_numeric_column_are_refused(pg_url
     platform, _ = _platform(tmp_path, pg_url, f"sqlite:///{target}")
     table = platform.table_sync("t")
     platform.export(table)
-    with pytest.raises(LoadFailed, match=r"cannot load table t_copy: column n is declared NUMERIC\(38,10\), so SQLite would "
-                                         r"keep only 15 significant digits .* declare it DECIMAL_TEXT\(38,10\)"):
+    with pytest.raises(
+        LoadFailed,
+        match=r"cannot load table t_copy: column n is declared NUMERIC\(38,10\), so SQLite would "
+        r"keep only 15 significant digits .* declare it DECIMAL_TEXT\(38,10\)",
+    ):
         platform.load(table)
     with sqlite3.connect(target) as conn:
         assert conn.execute("SELECT id, n FROM t_copy").fetchall() == [(9, 1)]  # untouched
@@ -97,8 +108,11 @@ def test_mysql_keys_fit_innodb_or_are_refused_by_name(pg_url, mysql_url, tmp_pat
     wide, _ = _platform(tmp_path, pg_url, mysql_url, source="wide", target="wide_copy")
     table = wide.table_sync("t")
     wide.export(table)
-    with pytest.raises(LoadFailed, match=r"cannot create table wide_copy: its primary key \(a VARCHAR\(600\): 2400 bytes, "
-                                         r"b VARCHAR\(200\): 800 bytes\) needs more than the 3072 bytes"):
+    with pytest.raises(
+        LoadFailed,
+        match=r"cannot create table wide_copy: its primary key \(a VARCHAR\(600\): 2400 bytes, "
+        r"b VARCHAR\(200\): 800 bytes\) needs more than the 3072 bytes",
+    ):
         wide.load(table)
     assert not database_for(mysql_url).table_exists(TableName("wide_copy"))
 
@@ -124,7 +138,10 @@ def test_checksums_that_differ_with_no_differing_row_are_a_diff_error(tmp_path, 
     target = Side(_SkewedDatabase(f"sqlite:///{tmp_path}/dst.db"), TableName("t"))
     result = diff(source, target, DiffOptions("hashdiff", bisection_factor=4, bisection_threshold=16))
     assert not result.same and result.rows == () and result.verdict == "diff error"
-    assert "every row compares equal value by value" in result.explanation and "not evidence of inconsistent data" in result.explanation
+    assert (
+        "every row compares equal value by value" in result.explanation
+        and "not evidence of inconsistent data" in result.explanation
+    )
 
 
 def test_diff_cli_exits_0_same_1_different_2_error(tmp_path, capsys):
@@ -142,8 +159,10 @@ def test_diff_cli_exits_0_same_1_different_2_error(tmp_path, capsys):
     with sqlite3.connect(tmp_path / "dst.db") as conn:
         conn.execute("UPDATE t_copy SET v = 'x' WHERE id = 3")
     assert cli(["diff", "t", "--config", str(config)]) == 1
-    assert "DIFFERENT (data inconsistent): md5diff compares whole-slice checksums and cannot name rows; run hashdiff" in (
-        capsys.readouterr().out)
+    assert (
+        "DIFFERENT (data inconsistent): md5diff compares whole-slice checksums and cannot name rows; run hashdiff"
+        in (capsys.readouterr().out)
+    )
     assert cli(["diff", "t", "--algorithm", "hashdiff", "--config", str(config)]) == 1
     assert "id=3  changed  v" in capsys.readouterr().out
 
@@ -152,8 +171,9 @@ def test_diff_cli_exits_0_same_1_different_2_error(tmp_path, capsys):
 SLOW_QUERY = {
     "postgresql": "SELECT count(*) FROM generate_series(1, 10000000) a, generate_series(1, 1000) b",
     "mysql": "SELECT count(*) FROM information_schema.collations a, information_schema.collations b, "
-             "information_schema.collations c, information_schema.collations d",
-    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM (SELECT x FROM c LIMIT 1000000000)",
+    "information_schema.collations c, information_schema.collations d",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM (SELECT x FROM c "
+              "LIMIT 1000000000)",
 }
 
 
@@ -182,5 +202,10 @@ def test_a_diff_query_is_bounded_by_ten_heartbeats(pg_url, tmp_path):
         platform.diff(platform.table_sync("t"), "md5diff")
     assert time.monotonic() - started < 25
     with psycopg.connect(pg_url) as conn:  # nothing left running on the server
-        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep%%' AND state = 'active' "
-                            "AND pid <> pg_backend_pid()").fetchone()[0] == 0
+        assert (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep%%' AND state = 'active' "
+                "AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            == 0
+        )

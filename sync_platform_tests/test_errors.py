@@ -108,7 +108,9 @@ def test_validate_connect_reports_every_unreachable_piece(tmp_path, s3_bucket, s
             table_task("bad_store", ("src", "orders"), ("dst", "y"), "badbucket"),
         ],
     )
-    done = subprocess.run([sys.executable, "-m", "sync_platform.cli", "validate", "--connect", str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sync_platform.cli", "validate", "--connect", str(path)], capture_output=True, text=True
+    )
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines[0] == f"3 problem(s) in {path}:"

@@ -19,8 +19,14 @@ DDL = {
     "sqlite": "id INT PRIMARY KEY, qty NUMERIC(10,2), label TEXT, shipped DATE, updated TIMESTAMP, flag BOOLEAN",
 }
 ROWS = [
-    (i, f"{(i * 37) % 200}.50", None if i % 11 == 0 else f"item {i % 7}" + ("'; DROP TABLE orders; --" if i == 13 else ""),
-     f"{2023 + (i % 3)}-{(i % 12) + 1:02d}-{(i % 28) + 1:02d}", f"2024-0{(i % 9) + 1}-15 10:00:00", i % 2 == 0)
+    (
+        i,
+        f"{(i * 37) % 200}.50",
+        None if i % 11 == 0 else f"item {i % 7}" + ("'; DROP TABLE orders; --" if i == 13 else ""),
+        f"{2023 + (i % 3)}-{(i % 12) + 1:02d}-{(i % 28) + 1:02d}",
+        f"2024-0{(i % 9) + 1}-15 10:00:00",
+        i % 2 == 0,
+    )
     for i in range(1, 301)
 ]
 ANCHOR = datetime(2025, 3, 31, 12, 0)
@@ -78,16 +84,38 @@ CASES = [
     ({"conditions": [{"column": "label", "op": "is_null"}]}, "label IS NULL"),
     ({"conditions": [{"column": "label", "op": "is_not_null"}]}, "label IS NOT NULL"),
     ({"conditions": [{"column": "shipped", "op": ">=", "value": "2024-06-01"}]}, "shipped >= '2024-06-01'"),
-    ({"conditions": [{"column": "flag", "op": "=", "value": True}]}, "flag = TRUE" ),
-    ({"match": "any", "conditions": [{"column": "qty", "op": "<", "value": 10}, {"column": "id", "op": "<", "value": 5}]},
-     "qty < 10 OR id < 5"),
-    ({"conditions": [{"column": "qty", "op": ">", "value": 50}, {"column": "id", "op": "<", "value": 150}]},
-     "qty > 50 AND id < 150"),
-    ({"time_range": {"column": "shipped", "last": 12, "unit": "month"}}, "shipped >= '2024-03-31' AND shipped < '2025-03-31 12:00:00'"),
-    ({"time_range": {"column": "updated", "last": 1, "unit": "year"}}, "updated >= '2024-03-31 12:00:00' AND updated < '2025-03-31 12:00:00'"),
-    ({"source_where": "updated > '2024-05-01' and label like 'item%'"}, "updated > '2024-05-01' and label like 'item%'"),
-    ({"conditions": [{"column": "qty", "op": ">", "value": 100}], "time_range": {"column": "shipped", "last": 2, "unit": "year"},
-      "source_where": "id % 2 = 0"}, "qty > 100 AND shipped >= '2023-03-31' AND shipped < '2025-03-31 12:00:00' AND id % 2 = 0"),
+    ({"conditions": [{"column": "flag", "op": "=", "value": True}]}, "flag = TRUE"),
+    (
+        {
+            "match": "any",
+            "conditions": [{"column": "qty", "op": "<", "value": 10}, {"column": "id", "op": "<", "value": 5}],
+        },
+        "qty < 10 OR id < 5",
+    ),
+    (
+        {"conditions": [{"column": "qty", "op": ">", "value": 50}, {"column": "id", "op": "<", "value": 150}]},
+        "qty > 50 AND id < 150",
+    ),
+    (
+        {"time_range": {"column": "shipped", "last": 12, "unit": "month"}},
+        "shipped >= '2024-03-31' AND shipped < '2025-03-31 12:00:00'",
+    ),
+    (
+        {"time_range": {"column": "updated", "last": 1, "unit": "year"}},
+        "updated >= '2024-03-31 12:00:00' AND updated < '2025-03-31 12:00:00'",
+    ),
+    (
+        {"source_where": "updated > '2024-05-01' and label like 'item%'"},
+        "updated > '2024-05-01' and label like 'item%'",
+    ),
+    (
+        {
+            "conditions": [{"column": "qty", "op": ">", "value": 100}],
+            "time_range": {"column": "shipped", "last": 2, "unit": "year"},
+            "source_where": "id % 2 = 0",
+        },
+        "qty > 100 AND shipped >= '2023-03-31' AND shipped < '2025-03-31 12:00:00' AND id % 2 = 0",
+    ),
 ]
 
 
@@ -104,7 +132,9 @@ def test_filter_selects_what_hand_written_sql_selects(source, tmp_path, filters,
 def test_injection_attempts_stay_values(source, tmp_path):
     url, run = source
     evil = "item 6'; DROP TABLE orders; --"
-    ids = _synced_ids(_platform(tmp_path, url, {"conditions": [{"column": "label", "op": "=", "value": evil}]}), tmp_path)
+    ids = _synced_ids(
+        _platform(tmp_path, url, {"conditions": [{"column": "label", "op": "=", "value": evil}]}), tmp_path
+    )
     assert ids == [13]  # the one row whose label is exactly that text
     assert len(run("SELECT id FROM orders")) == len(ROWS)  # the table is still there, untouched
 
@@ -121,7 +151,9 @@ def test_target_where_replaces_only_its_slice(source, tmp_path):
 def test_unknown_filter_column_fails_before_anything_is_written(source, tmp_path):
     url, _ = source
     platform = _platform(tmp_path, url, {"conditions": [{"column": "qtty", "op": ">", "value": 1}]})
-    with pytest.raises(FilterError, match=r"filter column 'qtty' is not a column of the table; columns are \['id', 'qty'"):
+    with pytest.raises(
+        FilterError, match=r"filter column 'qtty' is not a column of the table; columns are \['id', 'qty'"
+    ):
         platform.export(platform.table_sync("copy"))
     assert not (tmp_path / "exports").exists()
 
@@ -136,14 +168,23 @@ def test_value_of_the_wrong_type_is_refused(source, tmp_path):
 @pytest.mark.parametrize(
     "filters, message",
     [
-        ({"conditions": [{"column": "a", "op": "~", "value": 1}]}, "unknown operator '~'; valid values: =, !=, >, >=, <, <=, in, not_in, like, is_null, is_not_null"),
+        (
+            {"conditions": [{"column": "a", "op": "~", "value": 1}]},
+            "unknown operator '~'; valid values: =, !=, >, >=, <, <=, in, not_in, like, is_null, is_not_null",
+        ),
         ({"conditions": [{"column": "a", "op": ">"}]}, "operator > needs a value"),
         ({"conditions": [{"column": "a", "op": "is_null", "value": 1}]}, "operator is_null takes no value"),
         ({"conditions": [{"column": "a", "op": "in", "value": 3}]}, "operator in needs a non-empty list"),
         ({"conditions": [{"column": "a", "op": "=", "value": [1, 2]}]}, "operator = takes one value, not a list"),
         ({"match": "some"}, "filters.match: Input should be 'all' or 'any'"),
-        ({"time_range": {"column": "d", "last": 0, "unit": "month"}}, "filters.time_range.last: Input should be greater than or equal to 1"),
-        ({"time_range": {"column": "d", "last": 3, "unit": "week"}}, "filters.time_range.unit: Input should be 'month' or 'year'"),
+        (
+            {"time_range": {"column": "d", "last": 0, "unit": "month"}},
+            "filters.time_range.last: Input should be greater than or equal to 1",
+        ),
+        (
+            {"time_range": {"column": "d", "last": 3, "unit": "week"}},
+            "filters.time_range.unit: Input should be 'month' or 'year'",
+        ),
         ({"source_where": "update_time > '2024-01-01';"}, "filters.source_where: remove the trailing ';'"),
         ({"target_where": "a = 1; DELETE FROM t"}, "filters.target_where: several statements"),
         ({"source_where": "update_time"}, "filters.source_where: not a boolean expression ('update_time' is a column)"),
@@ -157,7 +198,9 @@ def test_bad_filters_are_rejected_at_validation(tmp_path, filters, message):
                           {"exports": {"type": "local", "path": "/tmp/x"}}, [task])
     with pytest.raises(ConfigError) as caught:
         load_config(config)
-    assert any(p.startswith("task 'copy' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
+    assert any(p.startswith("task 'copy' (tasks[0]): ") and message in p for p in caught.value.problems), (
+        caught.value.problems
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,8 +221,8 @@ def test_scheduled_run_anchors_the_time_range(tmp_path):
     """A run tagged with a scheduled time exports the window ending at that time (in the task's zone)."""
     import dagster as dg
 
-    from sync_platform.defs.naming import SCHEDULED_TIME_TAG
     from sync_platform.defs.location import build_definitions
+    from sync_platform.defs.naming import SCHEDULED_TIME_TAG
 
     conn = sqlite3.connect(tmp_path / "src.db")
     conn.execute(f"CREATE TABLE orders ({DDL['sqlite']})")

@@ -3,7 +3,7 @@ round trips with PostgreSQL and with itself, exact row for row, and every diff a
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pymysql
 import pytest
@@ -17,12 +17,16 @@ from sync_platform.platform import Platform
 from .conftest import table_task, write_config
 from .sample_data import COLUMNS, ROWS, create_pg, normalised, read_pg
 
-UTC = timezone.utc
+UTC = UTC
 
 # ROWS within MySQL's ranges: DATE and DATETIME from year 1000, TIMESTAMP 1970-01-01 00:00:01 to
 # 2038-01-19 03:14:07 UTC.
 MYSQL_ROWS = [list(r) for r in ROWS]
-MYSQL_ROWS[3][7:10] = [date(1000, 1, 1), datetime(1000, 1, 1, 0, 0), datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC)]
+MYSQL_ROWS[3][7:10] = [
+    date(1000, 1, 1),
+    datetime(1000, 1, 1, 0, 0),
+    datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=UTC),
+]
 MYSQL_ROWS[4][9] = datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
 MYSQL_ROWS = [tuple(r) for r in MYSQL_ROWS]
 
@@ -42,7 +46,10 @@ def _mysql(url: str):
 def create_mysql(url: str, name: str, rows=MYSQL_ROWS) -> None:
     conn = _mysql(url)
     conn.cursor().execute(MYSQL_DDL.format(name=name))
-    utc = [tuple(v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v for v in r) for r in rows]
+    utc = [
+        tuple(v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v for v in r)
+        for r in rows
+    ]
     conn.cursor().executemany(f"INSERT INTO {name} VALUES ({', '.join(['%s'] * len(COLUMNS))})", utc)
     conn.close()
 
@@ -55,9 +62,13 @@ def read_mysql(url: str, name: str) -> list[tuple]:
         rows = cursor.fetchall()
     conn.close()
     tstz, b = COLUMNS.index("tstz"), COLUMNS.index("b")
-    return [tuple(
-        (v.replace(tzinfo=UTC) if i == tstz and v else bool(v) if i == b and v is not None else v) for i, v in enumerate(row)
-    ) for row in rows]
+    return [
+        tuple(
+            (v.replace(tzinfo=UTC) if i == tstz and v else bool(v) if i == b and v is not None else v)
+            for i, v in enumerate(row)
+        )
+        for row in rows
+    ]
 
 
 def _platform(tmp_path, source_url, target_url, fmt="csv", **run_config) -> Platform:
@@ -102,7 +113,9 @@ def test_round_trip_is_exact(tmp_path, pair_urls, fmt):
 def test_every_diff_algorithm_finds_exactly_the_changes(tmp_path, pair_urls):
     source_url, target_url = pair_urls
     (create_mysql if source_url.startswith("mysql") else create_pg)(source_url, "items", MYSQL_ROWS)
-    platform = _platform(tmp_path, source_url, target_url, algorithm="hashdiff", bisection_threshold=3, bisection_factor=2)
+    platform = _platform(
+        tmp_path, source_url, target_url, algorithm="hashdiff", bisection_threshold=3, bisection_factor=2
+    )
     table = platform.table_sync("copy")
     platform.export(table)
     platform.load(table)
@@ -124,8 +137,14 @@ def test_every_diff_algorithm_finds_exactly_the_changes(tmp_path, pair_urls):
             for sql in changes:
                 conn.execute(sql)
     found = platform.diff(table, algorithm="hashdiff")
-    assert sorted((r.key[0] if isinstance(r.key[0], int) else int(r.key[0]), r.kind.value, r.columns) for r in found.rows) == [
-        (1, "changed", ("f", "t")), (2, "changed", ("tstz",)), (5, "missing_in_target", ()), (77, "extra_in_target", ())]
+    assert sorted(
+        (r.key[0] if isinstance(r.key[0], int) else int(r.key[0]), r.kind.value, r.columns) for r in found.rows
+    ) == [
+        (1, "changed", ("f", "t")),
+        (2, "changed", ("tstz",)),
+        (5, "missing_in_target", ()),
+        (77, "extra_in_target", ()),
+    ]
     assert not platform.diff(table, algorithm="md5diff").same
     assert platform.diff(table, algorithm="countdiff").same  # one deleted, one inserted: same count
 
@@ -136,15 +155,27 @@ def test_mysql_types_map_both_ways(tmp_path, mysql_url, pg_url):
         id INT UNSIGNED PRIMARY KEY, big BIGINT UNSIGNED, tiny TINYINT, flag TINYINT(1), yr YEAR, fl FLOAT,
         code CHAR(5), doc JSON, tm TIME(6), bin VARBINARY(8), txt MEDIUMTEXT, choice ENUM('a', 'b'))""")
     conn.cursor().execute("""INSERT INTO kinds VALUES
-        (4294967295, 18446744073709551615, -128, 1, 2024, 0.1, 'ab', '{"k": [1, 2]}', '23:59:59.999999', x'00ff', 'long', 'b'),
+        (4294967295, 18446744073709551615, -128, 1, 2024, 0.1, 'ab', '{"k": [1, 2]}', '23:59:59.999999', x'00ff',
+         'long', 'b'),
         (1, 0, 127, 0, 1999, -1.5, 'abcde', NULL, '00:00:00', x'', '', 'a')""")
     conn.close()
     platform = _platform(tmp_path, mysql_url, pg_url)
     table = platform.table_sync("copy")
     schema = platform.database(table.source, table.run_config).reflect(TableName("kinds"))
     assert [(c.name, c.kind.value) for c in schema.columns] == [
-        ("id", "int64"), ("big", "decimal"), ("tiny", "int16"), ("flag", "bool"), ("yr", "int16"), ("fl", "float32"),
-        ("code", "string"), ("doc", "string"), ("tm", "time"), ("bin", "binary"), ("txt", "string"), ("choice", "string")]
+        ("id", "int64"),
+        ("big", "decimal"),
+        ("tiny", "int16"),
+        ("flag", "bool"),
+        ("yr", "int16"),
+        ("fl", "float32"),
+        ("code", "string"),
+        ("doc", "string"),
+        ("tm", "time"),
+        ("bin", "binary"),
+        ("txt", "string"),
+        ("choice", "string"),
+    ]
     assert schema.column("code").padded and schema.column("big").precision == 20
 
 
@@ -155,7 +186,9 @@ def test_zero_dates_and_lossy_loads_fail_clearly(tmp_path, mysql_url, pg_url):
     conn.cursor().execute("INSERT INTO items VALUES (1, '2024-01-01'), (2, '0000-00-00')")
     conn.close()
     platform = _platform(tmp_path, mysql_url, pg_url)
-    with pytest.raises(UnsupportedColumn, match=r"column items.d holds MySQL's zero date \(a 0000 year, 00 month or 00 day\)"):
+    with pytest.raises(
+        UnsupportedColumn, match=r"column items.d holds MySQL's zero date \(a 0000 year, 00 month or 00 day\)"
+    ):
         platform.export(platform.table_sync("copy"))
 
     # PostgreSQL -> MySQL: a value MySQL would silently change (a TIMESTAMP beyond 2038) is refused.
@@ -184,12 +217,24 @@ def test_partition_replace_on_a_timestamp_column_in_the_task_zone(tmp_path, pg_u
 
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz)")
-        conn.execute("INSERT INTO events VALUES (1, '2024-01-15 00:00:00+00'), (2, '2024-01-31 16:30:00+00'), "
-                     "(3, '2024-02-29 15:59:59+00'), (4, '2024-02-29 16:30:00+00')")  # 2, 3: February in Shanghai; 4: March
-    task = table_task("ev", ("src", "events"), ("dst", "events"), "files", source_timezone="Asia/Shanghai", algorithm="hashdiff")
+        conn.execute(
+            "INSERT INTO events VALUES (1, '2024-01-15 00:00:00+00'), (2, '2024-01-31 16:30:00+00'), "
+            "(3, '2024-02-29 15:59:59+00'), (4, '2024-02-29 16:30:00+00')"
+        )  # 2, 3: February in Shanghai; 4: March
+    task = table_task(
+        "ev", ("src", "events"), ("dst", "events"), "files", source_timezone="Asia/Shanghai", algorithm="hashdiff"
+    )
     task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01", "end": "2024-04-01"}
-    platform = Platform(load_config(write_config(tmp_path / "sync.yaml", {"src": pg_url, "dst": mysql_url},
-                                                 {"files": {"type": "local", "path": str(tmp_path / "exports")}}, [task])))
+    platform = Platform(
+        load_config(
+            write_config(
+                tmp_path / "sync.yaml",
+                {"src": pg_url, "dst": mysql_url},
+                {"files": {"type": "local", "path": str(tmp_path / "exports")}},
+                [task],
+            )
+        )
+    )
     table = platform.table_sync("ev")
     months = ("2024-01-01", "2024-02-01", "2024-03-01")
     for key in (*months, "2024-02-01"):

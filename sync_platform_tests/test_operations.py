@@ -12,8 +12,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from sync_platform.defs import naming
 from sync_platform.cli import main as cli
+from sync_platform.defs import naming
 from sync_platform.defs.location import build_definitions
 from sync_platform.defs.naming import CLEAN_SOURCE_OP
 
@@ -24,7 +24,9 @@ JANUARY, FEBRUARY = "2024-01-01", "2024-02-01"
 
 def _events(pg_url: str, january: int = 2500, february: int = 300) -> list[tuple]:
     rows = [(i, date(2024, 1, 1) + timedelta(days=i % 31), f"{i}.50", f"n{i}") for i in range(1, january + 1)]
-    rows += [(january + i, date(2024, 2, 1) + timedelta(days=i % 29), f"{i}.25", f"m{i}") for i in range(1, february + 1)]
+    rows += [
+        (january + i, date(2024, 2, 1) + timedelta(days=i % 29), f"{i}.25", f"m{i}") for i in range(1, february + 1)
+    ]
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE TABLE events (id int PRIMARY KEY, at date, amount numeric(10,2), note text)")
         with conn.cursor().copy("COPY events FROM STDIN") as copy:
@@ -34,7 +36,9 @@ def _events(pg_url: str, january: int = 2500, february: int = 300) -> list[tuple
 
 
 def _config(tmp_path, pg_url, partitioned: bool = True, stores: dict | None = None, **task_fields):
-    task = table_task("ev", ("src", "events"), ("dst", "events"), "exports", source_timezone="UTC", algorithm="hashdiff")
+    task = table_task(
+        "ev", ("src", "events"), ("dst", "events"), "exports", source_timezone="UTC", algorithm="hashdiff"
+    )
     if partitioned:
         task["partition"] = {"column": "at", "granularity": "month", "start": JANUARY, "end": "2024-03-01"}
     task.update(task_fields)
@@ -43,7 +47,11 @@ def _config(tmp_path, pg_url, partitioned: bool = True, stores: dict | None = No
 
 
 def _sync(config, instance, partition: str | None = JANUARY) -> dg.ExecuteInProcessResult:
-    result = build_definitions(config).resolve_job_def("ev_sync").execute_in_process(instance=instance, partition_key=partition)
+    result = (
+        build_definitions(config)
+        .resolve_job_def("ev_sync")
+        .execute_in_process(instance=instance, partition_key=partition)
+    )
     assert result.success
     return result
 
@@ -55,8 +63,11 @@ def _source_ids(pg_url) -> list[int]:
 
 def _observations(instance, key) -> list[dict]:
     records = instance.fetch_observations(key, limit=50).records
-    return [{k: v.value for k, v in r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
-            | {"partition": r.event_log_entry.dagster_event.partition} for r in records]
+    return [
+        {k: v.value for k, v in r.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
+        | {"partition": r.event_log_entry.dagster_event.partition}
+        for r in records
+    ]
 
 
 def _finals(observations: list[dict]) -> list[dict]:
@@ -76,8 +87,14 @@ def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, 
         assert _source_ids(pg_url) == [r[0] for r in rows]  # a dry run deletes nothing
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--batch-size", "1000", "--config", str(config)]) == 0
         out = capsys.readouterr().out
-        assert "dry-run: 2500 of 2500 rows of events would be deleted, each proved identical in the target; 0 not verified" in out
-        assert "cleaned: 2500 rows deleted from events in 3 rounds of at most 1000, each proved identical in the target" in out
+        assert (
+            "dry-run: 2500 of 2500 rows of events would be deleted, each proved identical in the target; 0 not verified"
+            in out
+        )
+        assert (
+            "cleaned: 2500 rows deleted from events in 3 rounds of at most 1000, each proved identical in the target"
+            in out
+        )
         assert _source_ids(pg_url) == [r[0] for r in rows if r[1] >= date(2024, 2, 1)]  # February untouched
 
         records = _observations(instance, SOURCE_KEY)
@@ -87,7 +104,12 @@ def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, 
         ("running", 0, 1000), ("running", 1, 1000), ("running", 2, 500)]
     assert dry["status"] == "dry-run" and dry["rows_deleted"] == 0 and dry["rows_matching"] == 2500
     assert cleaned["status"] == "cleaned" and cleaned["partition"] == JANUARY and cleaned["verified"] is True
-    assert (cleaned["rows_deleted"], cleaned["rounds"], cleaned["batch_size"], cleaned["rows_not_verified"]) == (2500, 3, 1000, 0)
+    assert (cleaned["rows_deleted"], cleaned["rounds"], cleaned["batch_size"], cleaned["rows_not_verified"]) == (
+        2500,
+        3,
+        1000,
+        0,
+    )
     assert cleaned["host"] == socket.gethostname() and cleaned["user"] == getpass.getuser()
     assert cleaned["ip"].count(".") == 3 and cleaned["keyed_by"] == "id" and cleaned["forced"] is False
     assert 'FROM "events" WHERE (("at" >= %s AND "at" < %s)) ORDER BY k0 LIMIT 1000 FOR UPDATE;' in cleaned["sql"]
@@ -99,7 +121,11 @@ def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, 
     history = capsys.readouterr().out.splitlines()
     assert history[2].split()[1:7] == ["clean-source", "events", JANUARY, "cleaned", "2500", "deleted"]
     assert f"{getpass.getuser()}@{socket.gethostname()}" in history[2]
-    assert 'rounds=3 SELECT ("id"), row_hash(4 columns) FROM "events" WHERE ("at" >= ? AND "at" < ?) ORDER BY ("id") LIMIT 1000 FOR UPDATE; DELETE' in history[2]
+    assert (
+        'rounds=3 SELECT ("id"), row_hash(4 columns) FROM "events" WHERE ("at" >= ? AND "at" < ?) ORDER BY ("id") '
+        'LIMIT 1000 FOR UPDATE; DELETE'
+        in history[2]
+    )
     assert any(line.split()[1:5] == ["export", "events", JANUARY, "exported"] for line in history)
 
 
@@ -135,7 +161,9 @@ def test_interlock_refuses_without_a_passing_check_after_the_import(tmp_path, pg
         assert cli(["clean-source", "ev", "--partition", JANUARY, "--force", "--config", str(config)]) == 0
         forced = _observations(instance, SOURCE_KEY)[0]
         statuses = [o["status"] for o in _finals(_observations(instance, SOURCE_KEY))]
-    assert forced["forced"] is True and forced["interlock"].startswith("FORCED: data_diff of events partition 2024-01-01 last ran before")
+    assert forced["forced"] is True and forced["interlock"].startswith(
+        "FORCED: data_diff of events partition 2024-01-01 last ran before"
+    )
     assert statuses == ["cleaned", "refused", "refused", "refused"]
     assert _source_ids(pg_url) == [r[0] for r in rows if r[1] >= date(2024, 2, 1)]
 
@@ -169,7 +197,10 @@ def test_clean_exports_deleted_then_not_exist(tmp_path, pg_url, capsys):
         observed = _observations(instance, dg.AssetKey(["ev", "export", "events"]))
         assert cli(["clean-exports", "ev", "--config", str(config)]) == 1  # a partitioned table names its partition
     assert out[0].startswith("deleted: 2 objects under file://") and out[1].startswith("not-exist: 0 objects")
-    assert [(o["status"], o["objects_deleted"], o["partition"]) for o in observed] == [("not-exist", 0, JANUARY), ("deleted", 2, JANUARY)]
+    assert [(o["status"], o["objects_deleted"], o["partition"]) for o in observed] == [
+        ("not-exist", 0, JANUARY),
+        ("deleted", 2, JANUARY),
+    ]
 
 
 def test_clean_exports_on_s3(tmp_path, pg_url, s3_bucket, s3_credentials):
@@ -192,16 +223,23 @@ def test_clean_exports_on_s3(tmp_path, pg_url, s3_bucket, s3_credentials):
         ({"access_key_id": "AKIANOTAKEY000000000"}, "the access key id is not known to the endpoint (bad credentials)"),
         ({"secret_access_key": "wrong-secret"}, "the secret access key is wrong (bad credentials)"),
         ({"bucket": "no-such-bucket-here"}, "bucket 'no-such-bucket-here' does not exist"),
-        ({"access_key_id": "${TEST_S3_DENIED_KEY_ID}", "secret_access_key": "${TEST_S3_DENIED_SECRET}"}, "(no permission)"),
+        (
+            {"access_key_id": "${TEST_S3_DENIED_KEY_ID}", "secret_access_key": "${TEST_S3_DENIED_SECRET}"},
+            "(no permission)",
+        ),
         ({"endpoint_url": "http://127.0.0.1:9"}, "endpoint unreachable"),
     ],
 )
-def test_s3_connection_test_names_the_cause(tmp_path, s3_bucket, s3_credentials, monkeypatch, capsys, overrides, message):
+def test_s3_connection_test_names_the_cause(
+    tmp_path, s3_bucket, s3_credentials, monkeypatch, capsys, overrides, message
+):
     import os
 
     monkeypatch.setenv("TEST_S3_DENIED_KEY_ID", os.environ.get("SYNC_TEST_S3_DENIED_KEY_ID", ""))
     monkeypatch.setenv("TEST_S3_DENIED_SECRET", os.environ.get("SYNC_TEST_S3_DENIED_SECRET", ""))
-    config = write_config(tmp_path / "s.yaml", {}, {"lake": s3_store_config(overrides.pop("bucket", s3_bucket), **overrides)}, [])
+    config = write_config(
+        tmp_path / "s.yaml", {}, {"lake": s3_store_config(overrides.pop("bucket", s3_bucket), **overrides)}, []
+    )
     code = cli(["test-s3", "lake", "--config", str(config)])
     out, err = capsys.readouterr()
     if message is None:
@@ -214,7 +252,9 @@ def test_s3_connection_test_job(tmp_path, s3_bucket, s3_credentials):
     config = write_config(tmp_path / "s.yaml", {}, {"lake": s3_store_config(s3_bucket)}, [])
     job = build_definitions(config).resolve_job_def(naming.TEST_S3_JOB)
     with dg.DagsterInstance.ephemeral() as instance:
-        ok = job.execute_in_process(instance=instance, run_config={"ops": {"s3_round_trip": {"config": {"s3_config_id": "lake"}}}})
+        ok = job.execute_in_process(
+            instance=instance, run_config={"ops": {"s3_round_trip": {"config": {"s3_config_id": "lake"}}}}
+        )
         assert ok.success
         bad = job.execute_in_process(instance=instance, raise_on_error=False, run_config={
             "ops": {"s3_round_trip": {"config": {"s3_config_id": "lake", "bucket": "missing-bucket"}}}})
@@ -266,5 +306,7 @@ def test_archival_sensor_cleans_only_verified_partitions(tmp_path, pg_url):
 def test_archival_needs_a_slice_to_delete(tmp_path, pg_url):
     from sync_platform.config import ConfigError, load_config
 
-    with pytest.raises(ConfigError, match=r"task 'ev' \(tasks\[0\]\): cleanup.source_after_verify would delete the whole source table"):
+    with pytest.raises(
+        ConfigError, match=r"task 'ev' \(tasks\[0\]\): cleanup.source_after_verify would delete the whole source table"
+    ):
         load_config(_config(tmp_path, pg_url, partitioned=False, cleanup={"source_after_verify": True}))

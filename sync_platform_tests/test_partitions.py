@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import psycopg
 import pytest
 
-from sync_platform.defs.automation import latest_complete_partition
 from sync_platform.config import load_config
+from sync_platform.defs.automation import latest_complete_partition
 from sync_platform.defs.location import build_definitions
 from sync_platform.engine.filters import FilterError, partition_window
 from sync_platform.platform import Platform
@@ -62,7 +62,9 @@ def _config(tmp_path, source_url, target_url, schedule=None, **partition):
 
 def _sqlite_source(tmp_path, rows):
     conn = sqlite3.connect(tmp_path / "src.db")
-    conn.execute("CREATE TABLE lineitem (l_id INT PRIMARY KEY, l_quantity NUMERIC(10,2), l_shipdate DATE, l_comment TEXT)")
+    conn.execute(
+        "CREATE TABLE lineitem (l_id INT PRIMARY KEY, l_quantity NUMERIC(10,2), l_shipdate DATE, l_comment TEXT)"
+    )
     conn.executemany("INSERT INTO lineitem VALUES (?, ?, ?, ?)", rows)
     conn.commit()
     return f"sqlite:///{tmp_path}/src.db"
@@ -83,7 +85,9 @@ def test_backfill_of_24_monthly_partitions_checks_each(tmp_path, pg_url):
         materialized = instance.get_materialized_partitions(dg.AssetKey(["archive", "lineitem"]))
         assert materialized == set(keys)
     with psycopg.connect(pg_url) as conn:
-        copied = conn.execute("SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id").fetchall()
+        copied = conn.execute(
+            "SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id"
+        ).fetchall()
     assert copied == [(k, q, d, c) for k, q, d, c in rows]
     folders = sorted(p.name for p in (tmp_path / "exports" / "archive" / "lineitem").iterdir())
     assert folders == keys  # one export folder per partition
@@ -115,7 +119,10 @@ def test_partition_window_in_the_task_timezone(pg_url, tmp_path):
     """A timestamptz at 2024-01-31 16:30 UTC is 2024-02-01 00:30 in Shanghai: February's."""
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE TABLE events (id int PRIMARY KEY, at timestamptz)")
-        conn.execute("INSERT INTO events VALUES (1, '2024-01-31 15:59:59+00'), (2, '2024-01-31 16:30:00+00'), (3, '2024-02-29 15:59:59.999999+00')")
+        conn.execute(
+            "INSERT INTO events VALUES (1, '2024-01-31 15:59:59+00'), (2, '2024-01-31 16:30:00+00'), (3, '2024-02-29 "
+            "15:59:59.999999+00')"
+        )
     task = table_task("ev", ("db", "events"), ("db", "events_copy"), "exports", source_timezone="Asia/Shanghai")
     task["partition"] = {"column": "at", "granularity": "month", "start": "2024-01-01"}
     platform = Platform(load_config(write_config(tmp_path / "sync.yaml", {"db": pg_url},
@@ -131,12 +138,12 @@ def test_partition_window_in_the_task_timezone(pg_url, tmp_path):
 def test_schedule_requests_the_latest_complete_partition(tmp_path):
     defs = build_definitions(_config(tmp_path, "sqlite:///a.db", "sqlite:///b.db", schedule={"cron": "0 2 1 * *"}))
     schedule = defs.resolve_schedule_def("archive_schedule")
-    tick = datetime(2024, 3, 31, 18, 0, tzinfo=timezone.utc)  # 2024-04-01 02:00 in Shanghai
+    tick = datetime(2024, 3, 31, 18, 0, tzinfo=UTC)  # 2024-04-01 02:00 in Shanghai
     request = schedule(dg.build_schedule_context(scheduled_execution_time=tick))
     assert request.partition_key == "2024-03-01"
     partitions = defs.resolve_job_def("archive_sync").partitions_def
-    assert latest_complete_partition(partitions, datetime(2024, 3, 31, 15, 0, tzinfo=timezone.utc)) == "2024-02-01"
-    early = schedule(dg.build_schedule_context(scheduled_execution_time=datetime(2023, 1, 5, tzinfo=timezone.utc)))
+    assert latest_complete_partition(partitions, datetime(2024, 3, 31, 15, 0, tzinfo=UTC)) == "2024-02-01"
+    early = schedule(dg.build_schedule_context(scheduled_execution_time=datetime(2023, 1, 5, tzinfo=UTC)))
     assert isinstance(early, dg.SkipReason)
 
 
@@ -153,8 +160,8 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 def _checks_by_partition(instance, run_id) -> dict[str, dg.AssetCheckEvaluation]:
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    return {r.event_log_entry.dagster_event.event_specific_data.partition: r.event_log_entry.dagster_event.event_specific_data
-            for r in records}
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    return {evaluation.partition: evaluation for evaluation in evaluations}
 
 
 def test_single_run_backfill_records_each_partition(tmp_path, pg_url):
@@ -162,24 +169,36 @@ def test_single_run_backfill_records_each_partition(tmp_path, pg_url):
     folder, materializations with its own row count and its own passing check."""
     rows = _lineitems(24)
     rows += [(10_000 + i, "1.00", "2024-06-15", "extra") for i in range(7)]  # June 2024 holds 47 rows
-    defs = build_definitions(_config(tmp_path, _sqlite_source(tmp_path, rows), pg_url, end="2025-01-01", backfill="single_run"))
+    defs = build_definitions(
+        _config(tmp_path, _sqlite_source(tmp_path, rows), pg_url, end="2025-01-01", backfill="single_run")
+    )
     job = defs.resolve_job_def("archive_sync")
     keys = job.partitions_def.get_partition_keys()
-    assert defs.resolve_assets_def(dg.AssetKey(["archive", "lineitem"])).backfill_policy == dg.BackfillPolicy.single_run()
+    assert (
+        defs.resolve_assets_def(dg.AssetKey(["archive", "lineitem"])).backfill_policy == dg.BackfillPolicy.single_run()
+    )
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
         assert result.success
         assert len(instance.get_run_records()) == 1
         for asset in (["archive", "export", "lineitem"], ["archive", "lineitem"]):
             assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys)
-        imported = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["archive", "lineitem"])]
+        imported = [
+            m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["archive", "lineitem"])
+        ]
         rows_by_partition = {m.partition: m.materialization.metadata["rows"].value for m in imported}
         assert rows_by_partition == {k: 47 if k == "2024-06-01" else 40 for k in keys}
         checks = _checks_by_partition(instance, result.run_id)
         assert set(checks) == set(keys) and all(c.passed for c in checks.values())
-        assert checks["2024-06-01"].metadata["source_rows"].value == 47 == checks["2024-06-01"].metadata["target_rows"].value
+        assert (
+            checks["2024-06-01"].metadata["source_rows"].value
+            == 47
+            == checks["2024-06-01"].metadata["target_rows"].value
+        )
     with psycopg.connect(pg_url) as conn:
-        copied = conn.execute("SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id").fetchall()
+        copied = conn.execute(
+            "SELECT l_id, l_quantity::text, l_shipdate::text, l_comment FROM lineitem ORDER BY l_id"
+        ).fetchall()
     assert copied == sorted(rows)
     assert sorted(p.name for p in (tmp_path / "exports" / "archive" / "lineitem").iterdir()) == keys
 
@@ -200,7 +219,10 @@ def test_single_run_backfill_goes_on_past_a_failing_partition(tmp_path):
                                         tags={RANGE_START: "2023-01-01", RANGE_END: "2023-03-01"})
         assert not result.success
         [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-        assert "1 of 3 partitions failed: partition 2023-02-01: CHECK constraint failed" in failure.step_failure_data.error.message
+        assert (
+            "1 of 3 partitions failed: partition 2023-02-01: CHECK constraint failed"
+            in failure.step_failure_data.error.message
+        )
         imported = instance.get_materialized_partitions(dg.AssetKey(["archive", "lineitem"]))
         assert imported == {"2023-01-01", "2023-03-01"}
         checks = _checks_by_partition(instance, result.run_id)
@@ -215,7 +237,11 @@ def test_single_run_step_can_reimport_without_exporting(tmp_path):
                                      end="2023-03-01", backfill="single_run"))
     imported_key = dg.AssetKey(["archive", "lineitem"])
     with dg.DagsterInstance.ephemeral() as instance:
-        assert defs.resolve_job_def("archive_sync").execute_in_process(instance=instance, partition_key="2023-02-01").success
+        assert (
+            defs.resolve_job_def("archive_sync")
+            .execute_in_process(instance=instance, partition_key="2023-02-01")
+            .success
+        )
         sqlite3.connect(tmp_path / "dst.db").execute("DELETE FROM lineitem").connection.commit()
         result = dg.materialize([defs.resolve_assets_def(imported_key)], selection=[imported_key], instance=instance,
                                 partition_key="2023-02-01")
@@ -240,4 +266,6 @@ def test_bad_partitions_are_rejected_at_validation(tmp_path, partition, message)
 
     with pytest.raises(ConfigError) as caught:
         load_config(_config(tmp_path, "sqlite:///a.db", "sqlite:///b.db", **partition))
-    assert any(p.startswith("task 'archive' (tasks[0]): ") and message in p for p in caught.value.problems), caught.value.problems
+    assert any(p.startswith("task 'archive' (tasks[0]): ") and message in p for p in caught.value.problems), (
+        caught.value.problems
+    )

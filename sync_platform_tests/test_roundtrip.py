@@ -52,7 +52,11 @@ def test_round_trip_is_exact(pair, fmt, store, tmp_path, request):
         tmp_path / "sync.yaml",
         {"src": urls["src"], "dst": urls["dst"]},
         stores,
-        [table_task("copy", ("src", "sample"), ("dst", "sample_copy"), "exports", batch_file_format=fmt, export_batch_rows=2)],
+        [
+            table_task(
+                "copy", ("src", "sample"), ("dst", "sample_copy"), "exports", batch_file_format=fmt, export_batch_rows=2
+            )
+        ],
     )
     platform = Platform(load_config(config))
     table = platform.table_sync("copy")
@@ -62,7 +66,9 @@ def test_round_trip_is_exact(pair, fmt, store, tmp_path, request):
     assert [f.rows for f in exported.manifest.files] == [2, 2, 2]  # export_batch_rows files
     assert platform.load(table).rows == len(ROWS)
 
-    actual = read_pg(urls["dst"], "sample_copy") if target_kind == "postgresql" else _read_sqlite(urls["dst"], "sample_copy")
+    actual = (
+        read_pg(urls["dst"], "sample_copy") if target_kind == "postgresql" else _read_sqlite(urls["dst"], "sample_copy")
+    )
     assert actual == normalised(ROWS)
     # '' and NULL stay distinct, and so do the strings 'NULL', '\N' and '<null>'.
     assert actual[1][5] == "" and actual[2][5] is None and actual[3][5] == "NULL" and actual[3][6] == "\\N"
@@ -94,7 +100,8 @@ def test_target_table_gets_mapped_types(pg_url, tmp_path):
             ).fetchall()
         )
         primary_key = conn.execute(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = "
+            "ANY(i.indkey) "
             "WHERE i.indrelid = 'sample_copy'::regclass AND i.indisprimary"
         ).fetchall()
     assert types == {
@@ -133,8 +140,17 @@ def test_postgres_specific_types_round_trip(fmt, unbounded_numeric, pg_url, tmp_
         source = conn.execute("SELECT * FROM special ORDER BY id").fetchall()
         copied = conn.execute("SELECT * FROM special_copy ORDER BY id").fetchall()
         types = conn.execute(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'special_copy'::regclass AND attnum > 0 ORDER BY attnum"
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'special_copy'::regclass AND "
+            "attnum > 0 ORDER BY attnum"
         ).fetchall()
     assert copied == source
     assert str(copied[0][1]) == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11" and copied[0][2] == {"k": [1, "x"]}
-    assert [t[0] for t in types][:7] == ["integer", "uuid", "json", "time(6) without time zone", "real", "numeric(30,10)", "numeric(3,0)"]
+    assert [t[0] for t in types][:7] == [
+        "integer",
+        "uuid",
+        "json",
+        "time(6) without time zone",
+        "real",
+        "numeric(30,10)",
+        "numeric(3,0)",
+    ]

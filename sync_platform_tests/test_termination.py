@@ -14,8 +14,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from sync_platform.engine.errors import ExportIncomplete
 from sync_platform.defs.naming import CLEAN_SOURCE_OP
+from sync_platform.engine.errors import ExportIncomplete
 from sync_platform.platform import Platform
 
 from .conftest import (
@@ -40,7 +40,8 @@ def _paced_database(pg_url: str) -> None:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
         conn.execute(f"INSERT INTO items SELECT i, 'v1-' || i FROM generate_series(1, {ROWS}) i")
         conn.execute("""CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-            PERFORM pg_sleep(CASE WHEN TG_OP = 'DELETE' THEN (SELECT delete_s FROM knob) ELSE (SELECT import_s FROM knob) END);
+            PERFORM pg_sleep(CASE WHEN TG_OP = 'DELETE' THEN (SELECT delete_s FROM knob)
+                                  ELSE (SELECT import_s FROM knob) END);
             RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END; END $$""")
         conn.execute("CREATE TRIGGER slow_delete BEFORE DELETE ON items FOR EACH ROW EXECUTE FUNCTION slow_row()")
         # The target table exists up front so it can carry the trigger that slows the COPY.
@@ -62,9 +63,16 @@ def _rows(pg_url: str, table: str) -> list[tuple]:
 def paced(tmp_path, pg_url):
     """A synced, verified copy of items, and the UI serving its task; yields (base, instance, platform)."""
     _paced_database(pg_url)
-    task = table_task("items", ("db", "items"), ("db", "items_copy"), "exports", export_batch_rows=100, source_timezone="UTC")
+    task = table_task(
+        "items", ("db", "items"), ("db", "items_copy"), "exports", export_batch_rows=100, source_timezone="UTC"
+    )
     task["filters"] = {"source_where": "pace() = true"}
-    config = write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"exports": {"type": "local", "path": str(tmp_path / "exports")}}, [task])
+    config = write_config(
+        tmp_path / "sync.yaml",
+        {"db": pg_url},
+        {"exports": {"type": "local", "path": str(tmp_path / "exports")}},
+        [task],
+    )
     env = {**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}
     with running_ui(env, tmp_path / "ui.log") as base, dg.DagsterInstance.get() as instance:
         assert wait_for_run(instance, ui_launch(base, "items_sync")) == dg.DagsterRunStatus.SUCCESS
@@ -80,7 +88,10 @@ def test_terminated_export_reads_incomplete_and_the_target_stays(paced, pg_url, 
         conn.execute("UPDATE items SET label = 'v2-' || id")
     _knob(pg_url, export_s=0.002)
     run_id = ui_launch(base, "items_sync")
-    wait_for(lambda: not (folder / "manifest.json").exists() and len(list(folder.glob("part-*"))) >= 3, "the export to be midway")
+    wait_for(
+        lambda: not (folder / "manifest.json").exists() and len(list(folder.glob("part-*"))) >= 3,
+        "the export to be midway",
+    )
     ui_terminate(base, instance, run_id)
 
     table = platform.table_sync("items")
@@ -115,13 +126,20 @@ def test_terminated_import_leaves_the_target_as_it_was(paced, pg_url):
 def test_terminated_cleanup_keeps_and_records_its_committed_rounds(paced, pg_url):
     base, instance, _ = paced
     _knob(pg_url, delete_s=0.002)  # a round of 200 rows takes ~0.4 s
-    run_id = ui_launch(base, "clean_source", {"ops": {CLEAN_SOURCE_OP: {"config": {"task": "items", "batch_size": 200, "all_rows": True}}}})
+    run_id = ui_launch(
+        base,
+        "clean_source",
+        {"ops": {CLEAN_SOURCE_OP: {"config": {"task": "items", "batch_size": 200, "all_rows": True}}}},
+    )
     wait_for(lambda: len(_rows(pg_url, "items")) <= ROWS - 400, "two rounds to commit")
     ui_terminate(base, instance, run_id)
 
     remaining = len(_rows(pg_url, "items"))
     assert 0 < remaining < ROWS and remaining % 200 == 0  # whole rounds only
     [record] = instance.fetch_observations(dg.AssetKey(["items", "source", "items"]), limit=1).records
-    observed = {k: v.value for k, v in record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()}
+    observed = {
+        k: v.value
+        for k, v in record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()
+    }
     assert observed["status"] == "terminated" and record.event_log_entry.run_id == run_id
     assert observed["rows_deleted"] == ROWS - remaining and observed["rounds"] == (ROWS - remaining) // 200

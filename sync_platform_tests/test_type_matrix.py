@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import struct
 from decimal import Decimal
-from uuid import UUID
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -63,16 +63,24 @@ def _update(url: str, table: str, column: str, value, row_id: int) -> None:
 
 def _canonical_differences(src_url: str, dst_url: str) -> list[tuple]:
     """(id, column, source text, target text) of every value whose canonical texts differ."""
-    queries = slice_queries(Side(database_for(src_url, ZONE), TableName("m")), Side(database_for(dst_url, ZONE), TableName("m_copy")),
-                            DiffOptions("hashdiff"), need_key=True)
+    queries = slice_queries(
+        Side(database_for(src_url, ZONE), TableName("m")),
+        Side(database_for(dst_url, ZONE), TableName("m_copy")),
+        DiffOptions("hashdiff"),
+        need_key=True,
+    )
     source, target = (q.rows(KeyRange()) for q in queries)
     names = [c.name for c in queries[0].columns]
-    return [(key, name, a, b) for key in source for name, a, b in zip(names, source[key], target.get(key, ())) if a != b]
+    return [
+        (key, name, a, b) for key in source for name, a, b in zip(names, source[key], target.get(key, ())) if a != b
+    ]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("source, target", PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
-def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(source, target, fmt, tmp_path: Path, request):
+def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(
+    source, target, fmt, tmp_path: Path, request
+):
     src_url, dst_url = dialect_url(source, "src", tmp_path, request), dialect_url(target, "dst", tmp_path, request)
     rows, first_id, becomes = [], {}, {}
     for k in KINDS:
@@ -94,8 +102,10 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
         create_table(src_url, f"r{index}", TableSchema((ID, k.column), ("id",)), [{"id": 1, k.name: value}])
     tasks = [table_task("m", ("src", "m"), ("dst", "m_copy"), "x", batch_file_format=fmt, export_batch_rows=17,
                         source_timezone=ZONE, bisection_threshold=8, bisection_factor=4)]
-    tasks += [table_task(f"r{i}", ("src", f"r{i}"), ("dst", f"r{i}_copy"), "x", batch_file_format=fmt, source_timezone=ZONE)
-              for i in range(len(refused))]
+    tasks += [
+        table_task(f"r{i}", ("src", f"r{i}"), ("dst", f"r{i}_copy"), "x", batch_file_format=fmt, source_timezone=ZONE)
+        for i in range(len(refused))
+    ]
     config = write_config(tmp_path / "sync.yaml", {"src": src_url, "dst": dst_url},
                           {"x": {"type": "local", "path": str(tmp_path / "x")}}, tasks)
     platform = Platform(load_config(config))
@@ -105,12 +115,21 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
     platform.export(table)
     assert platform.load(table).rows == len(rows)
     arrived, arrived_schema = read_table(dst_url, "m_copy")
-    wrong = [(k.name, held[i][k.name], arrived[i][k.name]) for i in held for k in KINDS if not _same(
-             _expected(arrived_schema.column(k.name), becomes.get((i, k.name), {}).get(target, held[i][k.name])), arrived[i][k.name])]
+    wrong = [
+        (k.name, held[i][k.name], arrived[i][k.name])
+        for i in held
+        for k in KINDS
+        if not _same(
+            _expected(arrived_schema.column(k.name), becomes.get((i, k.name), {}).get(target, held[i][k.name])),
+            arrived[i][k.name],
+        )
+    ]
     assert not wrong, f"{source} -> {target} ({fmt}) changed values: {wrong}"
     for algorithm in ("countdiff", "md5diff", "hashdiff"):
         result = platform.diff(table, algorithm)
-        assert result.same, f"{algorithm} says {source} -> {target} ({fmt}) differs: {_canonical_differences(src_url, dst_url)}"
+        assert result.same, (
+            f"{algorithm} says {source} -> {target} ({fmt}) differs: {_canonical_differences(src_url, dst_url)}"
+        )
 
     # Values the target cannot hold are refused before anything is written, each named.
     for index, (k, value, reason) in enumerate(refused):
@@ -121,7 +140,9 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
         message = str(refusal.value)
         for part in (f"r{index}_copy", f"column {k.name}", "id=1", reason):
             assert part in message, f"refusal of {value!r} into {target} does not say {part!r}: {message}"
-        assert not database_for(dst_url).table_exists(TableName(f"r{index}_copy")), f"{value!r}: a table was left behind"
+        assert not database_for(dst_url).table_exists(TableName(f"r{index}_copy")), (
+            f"{value!r}: a table was left behind"
+        )
 
     # One value per kind changed in the target: found, each with its key and column.
     mutated = {first_id[k.name]: k for k in KINDS if k.name in first_id}
@@ -131,5 +152,8 @@ def test_every_kind_arrives_exactly_or_is_refused_and_every_change_is_found(sour
     assert {(r.key, r.kind, r.columns) for r in found.rows} == {
         ((str(i),), RowKind.CHANGED, (k.name,)) for i, k in mutated.items()}, found
     for row_id, k in mutated.items():
-        sides = [Side(database_for(u, ZONE), TableName(n), f"id = {row_id}") for u, n in ((src_url, "m"), (dst_url, "m_copy"))]
+        sides = [
+            Side(database_for(u, ZONE), TableName(n), f"id = {row_id}")
+            for u, n in ((src_url, "m"), (dst_url, "m_copy"))
+        ]
         assert not diff(*sides, DiffOptions("md5diff")).same, f"md5diff misses a changed {k.name}"

@@ -52,18 +52,24 @@ def test_one_invalid_task_leaves_the_others_loaded_and_shows_its_problem(partiti
     jobs = {p["name"]: p["description"] for p in node["pipelines"]}
     assert {"monthly_sync", "ranged_sync", "broken_sync"} <= set(jobs)
     assert jobs["broken_sync"].startswith("INVALID TASK, left out of the code location:")
-    assert "task 'broken' (tasks[2]): run_config.limit: Input should be less than or equal to 1000 (got 5000)" in jobs["broken_sync"]
+    assert (
+        "task 'broken' (tasks[2]): run_config.limit: Input should be less than or equal to 1000 (got 5000)"
+        in jobs["broken_sync"]
+    )
     assert node["schedules"] == []  # the broken task's schedule is not registered
 
 
 def _ui_backfill(base: str, partitions: list[str], task: str = "monthly", target: str = "events") -> str:
     """"Materialize" on the asset page with partitions picked: the UI's LaunchPartitionBackfill."""
     assets = [{"path": [task, "export", "events"]}, {"path": [task, target]}]
-    launched = graphql(base, """mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+    launched = graphql(
+        base,
+        """mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
         launchPartitionBackfill(backfillParams: $backfillParams) { __typename
-        ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } ... on PartitionKeysNotFoundError { message } } }""",
-                       {"backfillParams": {"tags": [], "assetSelection": assets, "partitionNames": partitions,
-                                           "fromFailure": False}})["launchPartitionBackfill"]
+        ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+        ... on PartitionKeysNotFoundError { message } } }""",
+        {"backfillParams": {"tags": [], "assetSelection": assets, "partitionNames": partitions, "fromFailure": False}},
+    )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     return launched["backfillId"]
 

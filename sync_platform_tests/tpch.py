@@ -11,26 +11,30 @@ import psycopg
 
 DDL = {
     "region": "r_regionkey integer PRIMARY KEY, r_name char(25) NOT NULL, r_comment varchar(152)",
-    "nation": "n_nationkey integer PRIMARY KEY, n_name char(25) NOT NULL, n_regionkey integer NOT NULL, n_comment varchar(152)",
+    "nation": "n_nationkey integer PRIMARY KEY, n_name char(25) NOT NULL, n_regionkey integer NOT NULL, n_comment "
+              "varchar(152)",
     "supplier": "s_suppkey bigint PRIMARY KEY, s_name char(25) NOT NULL, s_address varchar(40) NOT NULL, "
-                "s_nationkey integer NOT NULL, s_phone char(15) NOT NULL, s_acctbal numeric(15,2) NOT NULL, s_comment varchar(101) NOT NULL",
+    "s_nationkey integer NOT NULL, s_phone char(15) NOT NULL, s_acctbal numeric(15,2) NOT NULL, s_comment "
+    "varchar(101) NOT NULL",
     "customer": "c_custkey bigint PRIMARY KEY, c_name varchar(25) NOT NULL, c_address varchar(40) NOT NULL, "
-                "c_nationkey integer NOT NULL, c_phone char(15) NOT NULL, c_acctbal numeric(15,2) NOT NULL, "
-                "c_mktsegment char(10) NOT NULL, c_comment varchar(117) NOT NULL",
-    "part": "p_partkey bigint PRIMARY KEY, p_name varchar(55) NOT NULL, p_mfgr char(25) NOT NULL, p_brand char(10) NOT NULL, "
-            "p_type varchar(25) NOT NULL, p_size integer NOT NULL, p_container char(10) NOT NULL, "
-            "p_retailprice numeric(15,2) NOT NULL, p_comment varchar(23) NOT NULL",
+    "c_nationkey integer NOT NULL, c_phone char(15) NOT NULL, c_acctbal numeric(15,2) NOT NULL, "
+    "c_mktsegment char(10) NOT NULL, c_comment varchar(117) NOT NULL",
+    "part": "p_partkey bigint PRIMARY KEY, p_name varchar(55) NOT NULL, p_mfgr char(25) NOT NULL, p_brand char(10) "
+            "NOT NULL, "
+    "p_type varchar(25) NOT NULL, p_size integer NOT NULL, p_container char(10) NOT NULL, "
+    "p_retailprice numeric(15,2) NOT NULL, p_comment varchar(23) NOT NULL",
     "partsupp": "ps_partkey bigint NOT NULL, ps_suppkey bigint NOT NULL, ps_availqty integer NOT NULL, "
-                "ps_supplycost numeric(15,2) NOT NULL, ps_comment varchar(199) NOT NULL, PRIMARY KEY (ps_partkey, ps_suppkey)",
+    "ps_supplycost numeric(15,2) NOT NULL, ps_comment varchar(199) NOT NULL, PRIMARY KEY (ps_partkey, ps_suppkey)",
     "orders": "o_orderkey bigint PRIMARY KEY, o_custkey bigint NOT NULL, o_orderstatus char(1) NOT NULL, "
-              "o_totalprice numeric(15,2) NOT NULL, o_orderdate date NOT NULL, o_orderpriority char(15) NOT NULL, "
-              "o_clerk char(15) NOT NULL, o_shippriority integer NOT NULL, o_comment varchar(79) NOT NULL",
-    "lineitem": "l_orderkey bigint NOT NULL, l_partkey bigint NOT NULL, l_suppkey bigint NOT NULL, l_linenumber integer NOT NULL, "
-                "l_quantity numeric(15,2) NOT NULL, l_extendedprice numeric(15,2) NOT NULL, l_discount numeric(15,2) NOT NULL, "
-                "l_tax numeric(15,2) NOT NULL, l_returnflag char(1) NOT NULL, l_linestatus char(1) NOT NULL, "
-                "l_shipdate date NOT NULL, l_commitdate date NOT NULL, l_receiptdate date NOT NULL, "
-                "l_shipinstruct varchar(25) NOT NULL, l_shipmode varchar(10) NOT NULL, l_comment varchar(44) NOT NULL, "
-                "PRIMARY KEY (l_orderkey, l_linenumber)",
+    "o_totalprice numeric(15,2) NOT NULL, o_orderdate date NOT NULL, o_orderpriority char(15) NOT NULL, "
+    "o_clerk char(15) NOT NULL, o_shippriority integer NOT NULL, o_comment varchar(79) NOT NULL",
+    "lineitem": "l_orderkey bigint NOT NULL, l_partkey bigint NOT NULL, l_suppkey bigint NOT NULL, l_linenumber "
+                "integer NOT NULL, "
+    "l_quantity numeric(15,2) NOT NULL, l_extendedprice numeric(15,2) NOT NULL, l_discount numeric(15,2) NOT NULL, "
+    "l_tax numeric(15,2) NOT NULL, l_returnflag char(1) NOT NULL, l_linestatus char(1) NOT NULL, "
+    "l_shipdate date NOT NULL, l_commitdate date NOT NULL, l_receiptdate date NOT NULL, "
+    "l_shipinstruct varchar(25) NOT NULL, l_shipmode varchar(10) NOT NULL, l_comment varchar(44) NOT NULL, "
+    "PRIMARY KEY (l_orderkey, l_linenumber)",
 }
 
 
@@ -40,7 +44,9 @@ def load_tpch(url: str, scale: float) -> None:
         for table, columns in DDL.items():
             conn.execute(f"CREATE TABLE {table} ({columns})")
             with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER true)") as copy:
-                process = subprocess.Popen([generator, "csv", "-s", str(scale), "--tables", table, "--stdout"], stdout=subprocess.PIPE)
+                process = subprocess.Popen(
+                    [generator, "csv", "-s", str(scale), "--tables", table, "--stdout"], stdout=subprocess.PIPE
+                )
                 while chunk := process.stdout.read(1 << 20):
                     copy.write(chunk)
                 assert process.wait() == 0, f"tpchgen-cli failed for {table}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-
 from ..config import default_config_path
 from ..errors import foreseen, one_line
 from . import config_commands, history_commands, operation_commands, sync_commands, ui
@@ -22,7 +21,9 @@ COMMAND_GROUPS = (config_commands, sync_commands, operation_commands, history_co
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)")
+    parser.add_argument(
+        "--config", default=None, help="config file (default: $SYNC_PLATFORM_CONFIG or the demo config)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -33,7 +33,10 @@ def cmd_validate(args) -> int:
     if problems:
         err(f"{len(problems)} problem(s) in {path}:\n" + "\n".join(f"  - {p}" for p in problems))
         return 1
-    out(f"{path}: OK ({len(config.tasks)} tasks, {len(config.datasources)} datasources, {len(config.s3_configs)} S3 configs)")
+    out(
+        f"{path}: OK ({len(config.tasks)} tasks, {len(config.datasources)} datasources, {len(config.s3_configs)} S3 "
+        "configs)"
+    )
     return 0
 
 
@@ -45,7 +48,9 @@ def refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> l
 
     config = load_config(config_path)
     cache = TableListCache.for_config(config_path)
-    whole = {t.name: t for t in config.tasks if isinstance(t, DatabaseToDatabaseTask) and t.copy_mode == "whole_database"}
+    whole = {
+        t.name: t for t in config.tasks if isinstance(t, DatabaseToDatabaseTask) and t.copy_mode == "whole_database"
+    }
     for name in tasks or []:
         if name not in whole:
             raise UnknownName("whole_database task", name, sorted(whole))
@@ -90,7 +95,9 @@ def register(sub, config_option) -> None:
     validate.add_argument("--connect", action="store_true", help="also reach every datasource, table and store")
     validate.set_defaults(func=cmd_validate)
 
-    refresh_tables = sub.add_parser("refresh-tables", help="discover the tables of whole_database tasks and cache the lists")
+    refresh_tables = sub.add_parser(
+        "refresh-tables", help="discover the tables of whole_database tasks and cache the lists"
+    )
     refresh_tables.add_argument("tasks", nargs="*", help="task names (default: every whole_database task)")
     config_option(refresh_tables)
     refresh_tables.set_defaults(func=cmd_refresh_tables)

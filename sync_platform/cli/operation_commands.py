@@ -25,7 +25,10 @@ def _operation(args, job: str, op: str, config: dict):
 
 
 def _failed(args, outcome) -> int:
-    err(f"{args.command} {args.task}: {outcome.failure or outcome.run.status.value.lower()} (run {outcome.run.run_id[:8]})")
+    err(
+        f"{args.command} {args.task}: {outcome.failure or outcome.run.status.value.lower()} (run "
+        f"{outcome.run.run_id[:8]})"
+    )
     return 1
 
 
@@ -58,7 +61,9 @@ def cmd_clean_source(args) -> int:
 def cmd_clean_exports(args) -> int:
     from ..defs import naming
 
-    config = {k: v for k, v in {"task": args.task, "table": args.table, "partition": args.partition}.items() if v is not None}
+    config = {
+        k: v for k, v in {"task": args.task, "table": args.table, "partition": args.partition}.items() if v is not None
+    }
     outcome = _operation(args, naming.CLEAN_EXPORTS_JOB, naming.CLEAN_EXPORTS_OP, config)
     if outcome.run.status.value != "SUCCESS":
         return _failed(args, outcome)
@@ -85,7 +90,9 @@ def cmd_test_s3(args) -> int:
 
 
 def register(sub, config_option) -> None:
-    clean = sub.add_parser("clean-source", help="delete a task table's source rows that the target holds identically, in rounds")
+    clean = sub.add_parser(
+        "clean-source", help="delete a task table's source rows that the target holds identically, in rounds"
+    )
     clean.add_argument("task")
     clean.add_argument("--table", help="source or target table (for tasks of several tables)")
     clean.add_argument("--partition", help="partition key of a partitioned task, e.g. 2024-03-01")

@@ -47,7 +47,9 @@ def plan_runs(platform, task: str, partition: str | None = None, first: str | No
                                 f"(partitions {keys[0]} to {keys[-1]})")
     for key in (first, last):
         if key not in keys:
-            raise SyncPlatformError(f"task {task!r} has no partition {key!r}; its partitions are {keys[0]} to {keys[-1]}")
+            raise SyncPlatformError(
+                f"task {task!r} has no partition {key!r}; its partitions are {keys[0]} to {keys[-1]}"
+            )
     chosen = tuple(keys[keys.index(first): keys.index(last) + 1])
     if not chosen:
         raise SyncPlatformError(f"--from {first} comes after --to {last}")
@@ -174,13 +176,22 @@ def cmd_diff(args) -> int:
     out(f"source rows {result.source_rows}, target rows {result.target_rows}, segments {result.segments}, "
         f"{result.seconds:.2f}s")
     if result.differences is not None and result.rows:
-        out(table(["key", "kind", "columns"], [[result.key_text(r), r.kind.value, ", ".join(r.columns)] for r in result.rows]))
+        out(
+            table(
+                ["key", "kind", "columns"],
+                [[result.key_text(r), r.kind.value, ", ".join(r.columns)] for r in result.rows],
+            )
+        )
         if result.truncated:
             out(f"(stopped at limit {len(result.rows)}: there may be more differences)")
     if result.inconsistency:
         err(f"DIFF ERROR: {result.inconsistency}")
         return 2
-    out("same" if result.same else "DIFFERENT (data inconsistent)" + (f": {result.explanation}" if result.explanation else ""))
+    out(
+        "same"
+        if result.same
+        else "DIFFERENT (data inconsistent)" + (f": {result.explanation}" if result.explanation else "")
+    )
     return 0 if result.same else 1
 
 
@@ -201,7 +212,12 @@ def cmd_status(args) -> int:
         statuses = [reader.table_status(t) for t in tables]
     out(table(["table", "status", "export", "import", "diff", "run"],
               [[s.name, s.status, *(stage.cell() for stage in s.stages), (s.run_id or "-")[:8]] for s in statuses]))
-    messages = [f"{s.name}: {stage.stage} {stage.outcome}: {stage.message}" for s in statuses for stage in s.stages if stage.message]
+    messages = [
+        f"{s.name}: {stage.stage} {stage.outcome}: {stage.message}"
+        for s in statuses
+        for stage in s.stages
+        if stage.message
+    ]
     if messages:
         out("\n" + "\n".join(messages))
     counts: dict[str, int] = {}

@@ -94,7 +94,12 @@ def _message(error: dict, model_fields: dict[str, list[str]]) -> str:
     if kind in ("missing",):
         return "is required"
     text = error["msg"].removeprefix("Value error, ")
-    if "input" in error and not isinstance(error["input"], (dict, list)) and "secret" not in str(loc).lower() and "url" not in loc:
+    if (
+        "input" in error
+        and not isinstance(error["input"], (dict, list))
+        and "secret" not in str(loc).lower()
+        and "url" not in loc
+    ):
         text += f" (got {error['input']!r})"
     return text
 
@@ -145,13 +150,15 @@ def _cross_references(config: SyncConfig, first_index: int = 0) -> list[str]:
         store_id = task.s3_config_id
         if store_id is None and len(stores) != 1:
             problems.append(
-                f"{where}: store.s3_config_id: is required when several S3 configs exist; valid values: {', '.join(stores)}"
+                f"{where}: store.s3_config_id: is required when several S3 configs exist; valid values: "
+                f"{', '.join(stores)}"
                 if stores
                 else f"{where}: store.s3_config_id: no S3 config (or local store) is declared under s3_configs"
             )
         elif store_id is not None and store_id not in config.s3_configs:
             problems.append(
-                f"{where}: store.s3_config_id: unknown S3 config {store_id!r}; valid values: {', '.join(stores) or '(none)'}"
+                f"{where}: store.s3_config_id: unknown S3 config {store_id!r}; valid values: "
+                f"{', '.join(stores) or '(none)'}"
             )
         elif task.s3_config_bucket and not STORES.get_value(config.s3_configs[store_id or stores[0]].type).has_buckets:
             problems.append(f"{where}: store.s3_config_bucket: a {config.s3_configs[store_id or stores[0]].type} store "
@@ -254,7 +261,9 @@ def load_valid_tasks(path: str | os.PathLike) -> tuple[SyncConfig, list[BrokenTa
         name = task.get("name") if isinstance(task, dict) else None
         for (section, key), why in shared_problems.items():
             if isinstance(task, dict) and key in _references(task, section):
-                found.append(f"task {name!r} (tasks[{index}]): uses {section[:-1]} {key!r}, which is invalid: " + "; ".join(why))
+                found.append(
+                    f"task {name!r} (tasks[{index}]): uses {section[:-1]} {key!r}, which is invalid: " + "; ".join(why)
+                )
         if single is not None and single.tasks[0].name in names:
             found.append(f"task {name!r} (tasks[{index}]): name: duplicate task name; task names must be unique")
         if found:

@@ -7,9 +7,11 @@ the task, the field and the ids that exist.
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date
-from typing import Annotated, Any, Literal, Union
+from functools import reduce
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, available_timezones
 
 from pydantic import (
@@ -23,9 +25,9 @@ from pydantic import (
 )
 
 from ..engine.columns import TableName
+from ..engine.dialects import DATABASES, url_scheme
 from ..engine.diff import ALGORITHMS
 from ..engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
-from ..engine.dialects import DATABASES, url_scheme
 from ..engine.filters import Condition
 from ..engine.formats import CSV_COMPRESSIONS, FORMATS
 from ..engine.stores import STORES
@@ -79,11 +81,14 @@ def _refuse_unparsable(url: str) -> None:
     try:
         make_url(url)
     except Exception:  # noqa: BLE001 - SQLAlchemy's message quotes the URL
-        raise ValueError("not a valid database URL (scheme://user:password@host:port/database; not shown here)") from None
+        raise ValueError(
+            "not a valid database URL (scheme://user:password@host:port/database; not shown here)"
+        ) from None
 
 
 # One member per registered store type, told apart by `type` (engine/stores: each store's Config).
-StoreConfig = Annotated[Union[tuple(entry.value.Config for entry in STORES.values())], Field(discriminator="type")]
+_STORE_CONFIGS = reduce(operator.or_, (entry.value.Config for entry in STORES.values()))
+StoreConfig = Annotated[_STORE_CONFIGS, Field(discriminator="type")]
 
 
 class RunConfig(Model):
@@ -122,10 +127,12 @@ class RunConfig(Model):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except Exception:
+        except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError or OSError, by how the name is wrong
             close = sorted(z for z in available_timezones() if value.lower().split("/")[-1] in z.lower())[:5]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai or UTC{hint}") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai or UTC{hint}"
+            ) from None
         return value
 
     @field_validator("import_order_by")
@@ -354,7 +361,9 @@ class DatabaseRef(Model):
 
 def _bare_table_name(value: str) -> str:
     if "." in value:
-        raise ValueError(f"give the table name without a schema ({value!r}); the schema is the task's source/target schema")
+        raise ValueError(
+            f"give the table name without a schema ({value!r}); the schema is the task's source/target schema"
+        )
     TableName(name=value)
     return value
 
@@ -407,12 +416,18 @@ class DatabaseToDatabaseTask(TaskBase):
                     "or use copy_mode 'tables'"
                 )
             if self.source.datasource == self.target.datasource and self.source.schema_name == self.target.schema_name:
-                raise ValueError("source and target are the same datasource and schema: whole_database would copy every table onto itself")
+                raise ValueError(
+                    "source and target are the same datasource and schema: whole_database would copy every table onto "
+                    "itself"
+                )
         for side in ("source", "target_name"):
             names = [getattr(t, side).lower() for t in self.tables]
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
-                raise ValueError(f"tables: {side.removesuffix('_name')} names {duplicates} appear more than once (case-insensitively)")
+                raise ValueError(
+                    f"tables: {side.removesuffix('_name')} names {duplicates} appear more than once "
+                    "(case-insensitively)"
+                )
         for index, table in enumerate(self.tables):
             try:
                 self.run_config_for(table)

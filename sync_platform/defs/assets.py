@@ -3,7 +3,7 @@ export step, an import step and the data_diff check, or all three in one step. N
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -11,16 +11,17 @@ import dagster as dg
 from ..errors import foreseen, one_line
 from ..platform import TableSync
 from . import naming
-from .naming import SCHEDULED_TIME_TAG
 from .events import diff_description, diff_outcome, export_metadata, imported_metadata, log_inconsistency
+from .naming import SCHEDULED_TIME_TAG
 from .resources import SyncPlatformResource
 from .specs import TableSpecs
+
 
 def run_anchor(context: dg.AssetExecutionContext, table: TableSync) -> datetime:
     """Where a time-range filter ends: the run's scheduled time (a schedule tick), else now; as
     wall-clock time in the task's source_timezone."""
     scheduled = context.run.tags.get(SCHEDULED_TIME_TAG)
-    moment = datetime.fromisoformat(scheduled) if scheduled else datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(scheduled) if scheduled else datetime.now(UTC)
     zone = ZoneInfo(table.run_config.source_timezone)
     return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
@@ -52,7 +53,11 @@ def partition_key_of(context, table: TableSync) -> str | None:
         return context.partition_key
     if context.has_partition_key_range and context.partition_key_range.start == context.partition_key_range.end:
         return context.partition_key_range.start
-    keys = f" ({context.partition_key_range.start} to {context.partition_key_range.end})" if context.has_partition_key_range else ""
+    keys = (
+        f" ({context.partition_key_range.start} to {context.partition_key_range.end})"
+        if context.has_partition_key_range
+        else ""
+    )
     raise dg.Failure(description=(
         f"task {table.task!r}: a run of this task covers one partition, this one asks for several{keys}; launch a "
         "backfill of those partitions (one run each), or set partition.backfill: single_run to load a range in one run"
@@ -65,7 +70,9 @@ def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefiniti
         key = partition_key_of(context, table)
         with reported("export", table, key):
             result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
-        context.log.info(f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}")
+        context.log.info(
+            f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}"
+        )
         return dg.MaterializeResult(metadata=export_metadata(result))
 
     return export
@@ -135,7 +142,9 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                 if imported_key in selected:
                     loaded = platform.load(table, partition_key=key)
                     context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
-                    yield dg.AssetMaterialization(imported_key, partition=key, metadata=imported_metadata(table, loaded))
+                    yield dg.AssetMaterialization(
+                        imported_key, partition=key, metadata=imported_metadata(table, loaded)
+                    )
                 stage = "data diff"
                 if checking:
                     result = platform.diff(table, logger=context.log.info, partition_key=key)

@@ -19,7 +19,9 @@ def latest_complete_partition(partitions: dg.TimeWindowPartitionsDefinition | No
     return partitions.get_partition_key_range_for_time_window(window).start if window else None
 
 
-def build_schedule(task: TableToTableTask, partitions: dg.TimeWindowPartitionsDefinition | None = None) -> dg.ScheduleDefinition:
+def build_schedule(
+    task: TableToTableTask, partitions: dg.TimeWindowPartitionsDefinition | None = None
+) -> dg.ScheduleDefinition:
     """One schedule per periodic task, running by default; operators pause/resume it in the UI or
     with `dagster schedule stop|start`."""
     schedule: CronSchedule = task.schedule
@@ -50,7 +52,9 @@ def build_schedule(task: TableToTableTask, partitions: dg.TimeWindowPartitionsDe
     return tick
 
 
-def build_immediate_sensor(task: TableToTableTask, partitions: dg.TimeWindowPartitionsDefinition | None = None) -> dg.SensorDefinition:
+def build_immediate_sensor(
+    task: TableToTableTask, partitions: dg.TimeWindowPartitionsDefinition | None = None
+) -> dg.SensorDefinition:
     """The spec's "run once": launch the job once when the task is first declared and again each
     time its configuration changes (the sensor's cursor and the run key are the config hash); a
     partitioned task runs its latest complete partition (backfill the others from the UI)."""
@@ -87,7 +91,8 @@ def build_archive_sensor(task: TaskBase, tables: list[TableSync]) -> dg.SensorDe
         job_name=naming.CLEAN_SOURCE_JOB,
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
-        description=f"{task.name}: deletes each verified table / partition from the source (cleanup.source_after_verify)",
+        description=f"{task.name}: deletes each verified table / partition from the source "
+                    "(cleanup.source_after_verify)",
     )
     def archive(context: dg.SensorEvaluationContext):
         # Cursor: the last check execution seen, per table (works on every event log storage).
@@ -100,7 +105,12 @@ def build_archive_sensor(task: TaskBase, tables: list[TableSync]) -> dg.SensorDe
                 seen[key.to_user_string()] = record.id
                 if record.status is not SUCCEEDED or not own_evaluation(record, context.instance):
                     continue  # never clean what did not verify, nor on a result reported by hand
-                config = {"task": task.name, "table": table.source.table, "partition": record.partition, "batch_size": batch_size}
+                config = {
+                    "task": task.name,
+                    "table": table.source.table,
+                    "partition": record.partition,
+                    "batch_size": batch_size,
+                }
                 requests.append(dg.RunRequest(
                     run_key=f"{table.source.table}:{record.partition}:{record.id}",
                     run_config={"ops": {CLEAN_SOURCE_OP: {"config": config}}},

@@ -68,7 +68,11 @@ def diff_metadata(result: DiffResult) -> dict:
                 for r in result.rows
             ],
             schema=dg.TableSchema(
-                columns=[dg.TableColumn("key", "string"), dg.TableColumn("kind", "string"), dg.TableColumn("columns", "string")]
+                columns=[
+                    dg.TableColumn("key", "string"),
+                    dg.TableColumn("kind", "string"),
+                    dg.TableColumn("columns", "string"),
+                ]
             ),
         )
     return metadata

@@ -5,7 +5,7 @@ cleanups (source asset observations, with the SQL, bound values, host, IP and us
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -30,7 +30,7 @@ class HistoryEntry:
 
     @property
     def time(self) -> str:
-        return datetime.fromtimestamp(self.timestamp, timezone.utc).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(self.timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _by(values: dict) -> str:
@@ -80,15 +80,34 @@ def task_history(instance: dg.DagsterInstance, tables: list[TableSync], limit: i
             entries.append(_cleanup_entry(attempt, table, settle))
         for record in eventlog.observations(instance, export_key, limit):
             v = eventlog.observation_metadata(record)
-            entries.append(_entry(record, "clean-exports", table, v, v.get("status", "?"), f"{v.get('objects_deleted', 0)} objects",
-                                  str(v.get("location", ""))))
+            entries.append(
+                _entry(
+                    record,
+                    "clean-exports",
+                    table,
+                    v,
+                    v.get("status", "?"),
+                    f"{v.get('objects_deleted', 0)} objects",
+                    str(v.get("location", "")),
+                )
+            )
         for record in eventlog.materializations(instance, export_key, limit):
             v = eventlog.materialization_metadata(record)
             run_id = record.event_log_entry.run_id
             if run_id not in launched_by:
                 run = instance.get_run_by_id(run_id)
                 launched_by[run_id] = (run.tags.get(USER_TAG) if run else None) or "-"
-            entries.append(HistoryEntry(record.event_log_entry.timestamp, "export", table.source.table,
-                                        record.event_log_entry.dagster_event.partition, "exported", str(v.get("rows", "-")),
-                                        launched_by[run_id], str(v.get("location", "")), run_id))
+            entries.append(
+                HistoryEntry(
+                    record.event_log_entry.timestamp,
+                    "export",
+                    table.source.table,
+                    record.event_log_entry.dagster_event.partition,
+                    "exported",
+                    str(v.get("rows", "-")),
+                    launched_by[run_id],
+                    str(v.get("location", "")),
+                    run_id,
+                )
+            )
     return sorted(entries, key=lambda e: e.timestamp, reverse=True)[:limit]

@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 import dagster as dg
@@ -50,7 +50,7 @@ class S3TestConfig(dg.Config):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def local_ip(towards: str | None) -> str:
@@ -104,7 +104,7 @@ def verification(instance: dg.DagsterInstance, table: TableSync, partition_key: 
             continue
         if not evaluation.passed:
             return False, f"data_diff of {where} failed (data inconsistent) in run {check.run_id[:8]}"
-        stamp = datetime.fromtimestamp(check.event.timestamp, timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.fromtimestamp(check.event.timestamp, UTC).isoformat(timespec="seconds")
         return True, f"data_diff of {where} passed at {stamp} (run {check.run_id[:8]}), after the import"
     latest = history[0] if history and history[0].status in EVALUATED else None
     if latest is not None and latest.event.timestamp < imported_at and not ignored:
@@ -142,7 +142,10 @@ def _cleanup_metadata(progress: CleanupProgress | None, config: CleanSourceConfi
         })
         if progress.kept:
             metadata["kept_rows"] = dg.MetadataValue.table(
-                records=[dg.TableRecord({"key": _key_text(progress.keyed_by, k.key), "reason": k.reason}) for k in progress.kept],
+                records=[
+                    dg.TableRecord({"key": _key_text(progress.keyed_by, k.key), "reason": k.reason})
+                    for k in progress.kept
+                ],
                 schema=dg.TableSchema(columns=[dg.TableColumn("key", "string"), dg.TableColumn("reason", "string")]),
             )
     return metadata
@@ -179,7 +182,12 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
         table.partition_window(partition)  # a partitioned table names a valid partition, others none
     except SyncPlatformError as error:
         raise dg.Failure(description=str(error)) from None
-    identity = {**who(context), "ip": local_ip(platform.host_of(table.source)), "table": table.source.table, "pid": os.getpid()}
+    identity = {
+        **who(context),
+        "ip": local_ip(platform.host_of(table.source)),
+        "table": table.source.table,
+        "pid": os.getpid(),
+    }
 
     def record(status: str, progress: CleanupProgress | None, interlock: str, **extra) -> None:
         context.log_event(dg.AssetObservation(source_key, partition=partition, metadata={
@@ -189,7 +197,9 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     if not verified and not config.dry_run:
         if not config.force:
             record("refused", None, interlock)
-            raise dg.Failure(description=f"refused to clean {table.source.table}: {interlock}; set force: true to override")
+            raise dg.Failure(
+                description=f"refused to clean {table.source.table}: {interlock}; set force: true to override"
+            )
         interlock = f"FORCED: {interlock}"
         context.log.warning(f"cleaning without a passing data_diff: {interlock}")
 
@@ -221,9 +231,13 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     kept = progress.rows_not_verified
     status = "dry-run" if config.dry_run else ("partial" if kept else "cleaned")
     record(status, progress, interlock, **totals)
-    summary = (f"{progress.rows_proved} rows would be deleted" if config.dry_run else f"{progress.rows_deleted} rows deleted") + (
-        f" in {progress.rounds} rounds; {kept} of {progress.matching} rows not verified in the target, kept" if progress.verified
-        else f" in {progress.rounds} rounds without proof ({progress.matching} matched)")
+    summary = (
+        f"{progress.rows_proved} rows would be deleted" if config.dry_run else f"{progress.rows_deleted} rows deleted"
+    ) + (
+        f" in {progress.rounds} rounds; {kept} of {progress.matching} rows not verified in the target, kept"
+        if progress.verified
+        else f" in {progress.rounds} rounds without proof ({progress.matching} matched)"
+    )
     if kept and not config.dry_run:
         keys = "; ".join(f"{_key_text(progress.keyed_by, k.key)} ({k.reason})" for k in progress.kept[:5])
         raise dg.Failure(

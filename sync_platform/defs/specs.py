@@ -63,20 +63,37 @@ def table_specs(table: TableSync, kinds: Kinds) -> TableSpecs:
     fmt = table.run_config.batch_file_format
     return TableSpecs(
         source=dg.AssetSpec(
-            key=source_key, group_name=group, kinds={kinds.source}, partitions_def=partitions,
-            description=f"Source table {table.source.datasource}.{table.source.table}; its cleanup history is in its events.",
+            key=source_key,
+            group_name=group,
+            kinds={kinds.source},
+            partitions_def=partitions,
+            description=f"Source table {table.source.datasource}.{table.source.table}; its cleanup history is in its "
+                        "events.",
         ),
         export=dg.AssetSpec(
-            key=export_key, deps=[source_key], group_name=group, kinds={kinds.store, fmt}, partitions_def=partitions,
+            key=export_key,
+            deps=[source_key],
+            group_name=group,
+            kinds={kinds.store, fmt},
+            partitions_def=partitions,
             description=f"Export files of {table.source.datasource}.{table.source.table} ({fmt}).",
         ),
         imported=dg.AssetSpec(
-            key=imported_key, deps=[export_key], group_name=group, kinds={kinds.target}, partitions_def=partitions,
+            key=imported_key,
+            deps=[export_key],
+            group_name=group,
+            kinds={kinds.target},
+            partitions_def=partitions,
             description=f"{table.target.datasource}.{table.target.table}, loaded atomically from the export files.",
         ),
         # Partitioned like the assets: "Execute" on the check asks for a partition, and each
         # partition's result is its own (the Checks tab and the Partitions tab show which failed).
-        check=dg.AssetCheckSpec(naming.DATA_DIFF_CHECK, asset=imported_key, blocking=True,
-                                description=check_description(table), partitions_def=partitions),
+        check=dg.AssetCheckSpec(
+            naming.DATA_DIFF_CHECK,
+            asset=imported_key,
+            blocking=True,
+            description=check_description(table),
+            partitions_def=partitions,
+        ),
         partitions=partitions,
     )

@@ -139,7 +139,9 @@ class StatusReader:
         check_key = dg.AssetCheckKey(imported_key, naming.DATA_DIFF_CHECK)
         run_ids = eventlog.last_run_ids(self.instance, [export_key, imported_key])
         if not run_ids:
-            return TableStatus(table, "created", stages=[StageResult(s, "not run") for s in ("export", "import", "diff")])
+            return TableStatus(
+                table, "created", stages=[StageResult(s, "not run") for s in ("export", "import", "diff")]
+            )
         runs = [self._events(run_id) for run_id in run_ids]
         run = max(runs, key=lambda r: r.record.create_timestamp)
         run_status = run.record.dagster_run.status
@@ -160,7 +162,9 @@ class StatusReader:
                     outcome, blocked = "terminated", True
                 else:
                     outcome = "pending" if run_status in WAITING else "not run"
-                result = StageResult(stage, outcome, message=failure if outcome == "failed" else "", run_id=run.record.dagster_run.run_id)
+                result = StageResult(
+                    stage, outcome, message=failure if outcome == "failed" else "", run_id=run.record.dagster_run.run_id
+                )
             stages.append(result)
 
         return TableStatus(table, self._status(run, run_status, stages, failure), run.record.dagster_run.run_id, stages)
@@ -195,9 +199,13 @@ class StatusReader:
         rows = f"{_rows(metadata, 'source_rows')}/{_rows(metadata, 'target_rows')}"
         differences = metadata.get("differences")
         if "verdict" in metadata and metadata["verdict"].value == "diff error":  # the diff failed, not the data
-            return StageResult("diff", "failed", rows, _seconds(metadata), metadata["explanation"].value, run_id, earlier)
+            return StageResult(
+                "diff", "failed", rows, _seconds(metadata), metadata["explanation"].value, run_id, earlier
+            )
         outcome = "passed" if evaluation.passed else "inconsistent"
-        message = "" if evaluation.passed else (f"{differences.value} differing rows" if differences else "data inconsistent")
+        message = (
+            "" if evaluation.passed else (f"{differences.value} differing rows" if differences else "data inconsistent")
+        )
         return StageResult("diff", outcome, rows, _seconds(metadata), message, run_id, earlier)
 
     @staticmethod

@@ -85,17 +85,29 @@ def seed_demo_source(path: Path, customers: int = 1500, orders: int = 15000) -> 
                 (ordered + timedelta(days=rng.randint(30, 90))).isoformat(),
                 (shipped + timedelta(days=rng.randint(1, 30))).isoformat(), rng.choice(SHIP_MODES), _comment(rng, 5),
             ))
-        order_rows.append((
-            key, rng.randint(1, customers), rng.choice("OFP"), f"{total:.2f}", ordered.isoformat(),
-            rng.choice(PRIORITIES), f"Clerk#{rng.randint(1, 1000):09d}", 0,
-            # NULL and the empty string are different values; the demo keeps a few of each.
-            None if key % 97 == 0 else ("" if key % 89 == 0 else _comment(rng, 6)),
-            f"{ordered.isoformat()} {rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
-        ))
+        order_rows.append(
+            (
+                key,
+                rng.randint(1, customers),
+                rng.choice("OFP"),
+                f"{total:.2f}",
+                ordered.isoformat(),
+                rng.choice(PRIORITIES),
+                f"Clerk#{rng.randint(1, 1000):09d}",
+                0,
+                # NULL and the empty string are different values; the demo keeps a few of each.
+                None if key % 97 == 0 else ("" if key % 89 == 0 else _comment(rng, 6)),
+                f"{ordered.isoformat()} "
+                f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(10**6):06d}",
+            )
+        )
     conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", order_rows)
     conn.executemany("INSERT INTO lineitem VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", line_rows)
     conn.commit()
-    counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("region", "nation", "customer", "orders", "lineitem")}
+    counts = {
+        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("region", "nation", "customer", "orders", "lineitem")
+    }
     conn.close()
     partial.replace(path)  # a half-seeded database never takes the real name
     return counts

@@ -24,7 +24,25 @@ from .load import ImportResult, import_export
 from .manifest import Manifest, read_manifest
 
 __all__ = [
-    "Column", "Database", "DatabaseUnreachable", "ExportIncomplete", "ExportRequest", "ExportResult", "ImportResult",
-    "Kind", "LoadFailed", "Manifest", "SqlDialect", "SyncError", "TableName", "TableNotFound", "TableSchema", "UnsupportedColumn",
-    "database_for", "export_table", "file_format", "import_export", "read_manifest",
+    "Column",
+    "Database",
+    "DatabaseUnreachable",
+    "ExportIncomplete",
+    "ExportRequest",
+    "ExportResult",
+    "ImportResult",
+    "Kind",
+    "LoadFailed",
+    "Manifest",
+    "SqlDialect",
+    "SyncError",
+    "TableName",
+    "TableNotFound",
+    "TableSchema",
+    "UnsupportedColumn",
+    "database_for",
+    "export_table",
+    "file_format",
+    "import_export",
+    "read_manifest",
 ]

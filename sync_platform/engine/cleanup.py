@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .columns import TableName
+from .dialects import Database
 from .diff.algorithms import slice_queries
 from .diff.queries import SliceQueries
 from .diff.values import DiffOptions, Side
-from .dialects import Database
 from .errors import CleanupRefused
 from .filters import RowFilter, Where
 
@@ -74,7 +74,7 @@ class CleanupProgress:
     # gave it (`probe`), so that after a kill one can tell whether it committed (see round_committed).
     in_flight: int = 0
     probe: tuple | None = None
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ended_at: datetime | None = None
 
     @property
@@ -116,8 +116,11 @@ def _verified_rounds(
     table, where = dialect.qualified(source.side.table), source.side.where
     delete = f"DELETE FROM {table} WHERE ({key_list}) IN (<the keys whose row hashes match>)"
     lock = dialect.lock_rows_sql if not request.dry_run else ""
-    select = Where.statement(f"SELECT ({key_list}), row_hash({len(source.keys) + len(source.columns)} columns) FROM {table}",
-                               where, f" ORDER BY ({key_list}) LIMIT {request.batch_size}{lock}")
+    select = Where.statement(
+        f"SELECT ({key_list}), row_hash({len(source.keys) + len(source.columns)} columns) FROM {table}",
+        where,
+        f" ORDER BY ({key_list}) LIMIT {request.batch_size}{lock}",
+    )
     progress = CleanupProgress(
         sql=f"{first_sql};\n-- the target's rows with the same keys, then in the same transaction:\n{delete}",
         summary=f"{select.sql('?')}; {delete}",
@@ -148,7 +151,9 @@ def _verified_rounds(
                     continue
                 deleted = _delete_keys(session, source, proved)
                 if deleted != len(proved):  # the rows were locked: anything else is a bug, not data
-                    raise CleanupRefused(f"deleted {deleted} rows of {source.side.table} for {len(proved)} proved keys; rolled back")
+                    raise CleanupRefused(
+                        f"deleted {deleted} rows of {source.side.table} for {len(proved)} proved keys; rolled back"
+                    )
                 progress.in_flight, progress.probe = deleted, proved[0]
                 if on_round:
                     on_round(progress)
@@ -159,7 +164,7 @@ def _verified_rounds(
         progress.in_flight, progress.probe = 0, None  # a round interrupted before its commit was rolled back
         database.close()
         target.database.close()
-    progress.ended_at = datetime.now(timezone.utc)
+    progress.ended_at = datetime.now(UTC)
     return progress
 
 
@@ -183,11 +188,17 @@ def round_committed(database: Database, table: TableName, keyed_by: tuple[str, .
     schema, dialect = database.reflect(table), database.dialect
     condition, params = dialect.key_in([schema.column(k) for k in keyed_by], [probe])
     with database.write_session() as session:
-        return not session.query(f"SELECT 1 FROM {dialect.qualified(table)} WHERE {condition}{dialect.lock_rows_sql}", params)
+        return not session.query(
+            f"SELECT 1 FROM {dialect.qualified(table)} WHERE {condition}{dialect.lock_rows_sql}", params
+        )
 
 
 def _unverified_rounds(
-    database: Database, request: CleanupRequest, primary_key: tuple[str, ...], where: Where | None, on_round: Callable | None
+    database: Database,
+    request: CleanupRequest,
+    primary_key: tuple[str, ...],
+    where: Where | None,
+    on_round: Callable | None,
 ) -> CleanupProgress:
     dialect = database.dialect
     keys = primary_key or ((dialect.row_locator,) if dialect.row_locator else ())
@@ -203,5 +214,5 @@ def _unverified_rounds(
             progress.rows_deleted += deleted
             if on_round:
                 on_round(progress)
-    progress.ended_at = datetime.now(timezone.utc)
+    progress.ended_at = datetime.now(UTC)
     return progress

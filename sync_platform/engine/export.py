@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
@@ -73,10 +73,14 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> 
 def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, schema: TableSchema) -> ExportFile:
     data = fmt.encode(table, schema)
     store.put(key, data)
-    return ExportFile(name=key.rsplit("/", 1)[1], rows=table.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return ExportFile(
+        name=key.rsplit("/", 1)[1], rows=table.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
-def export_table(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None) -> ExportResult:
+def export_table(
+    source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None
+) -> ExportResult:
     started = time.monotonic()
     schema = schema or source.reflect(request.table)
     where = request.where.where(schema, source.dialect.quote) if request.where else None  # checks columns, values
@@ -90,7 +94,11 @@ def export_table(source: Database, store: ObjectStore, request: ExportRequest, s
     in_flight: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
         try:
-            chunks = rebatch(source.read_batches(request.table, schema, where, request.order_by), request.batch_rows, schema.arrow_schema)
+            chunks = rebatch(
+                source.read_batches(request.table, schema, where, request.order_by),
+                request.batch_rows,
+                schema.arrow_schema,
+            )
             for number, chunk in enumerate(chunks):
                 if len(in_flight) >= request.parallel:
                     written.append(in_flight.popleft().result())
@@ -112,7 +120,7 @@ def export_table(source: Database, store: ObjectStore, request: ExportRequest, s
         file_format=request.file_format.name,
         schema=schema,
         files=tuple(written),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         order_by=request.order_by,
         extra=dict(request.extra),
     )

@@ -112,7 +112,9 @@ def _typed(kind: Kind, value: Any, column: str) -> Any:
                 raise ValueError(value)
             return value
         if kind is Kind.DATE:
-            return value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value))
+            return (
+                value if isinstance(value, date) and not isinstance(value, datetime) else date.fromisoformat(str(value))
+            )
         if kind in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
             return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return str(value)

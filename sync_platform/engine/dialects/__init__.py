@@ -10,7 +10,9 @@ from .postgres import PostgresDatabase
 from .sqlite import SQLiteDatabase
 
 # scheme -> Database class; the kind is what Dagster shows on the assets (one per database, not per alias).
-DATABASES: Registry[type[Database]] = Registry("URL scheme", sort=True, adjective="unsupported", listing="valid schemes")
+DATABASES: Registry[type[Database]] = Registry(
+    "URL scheme", sort=True, adjective="unsupported", listing="valid schemes"
+)
 DATABASES.register("sqlite", SQLiteDatabase, "SQLite, a file (the embedded default)")
 DATABASES.register("postgresql", PostgresDatabase, "PostgreSQL: ADBC binary COPY out, COPY FROM STDIN in")
 DATABASES.register("postgres", PostgresDatabase, "PostgreSQL (alias)", kind="postgresql")

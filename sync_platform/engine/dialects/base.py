@@ -308,7 +308,8 @@ class Database(_Complete, ABC, abstract=True):
 
     def timed_out(self) -> QueryTimeout:
         return QueryTimeout(
-            f"a query on {self.label} ran longer than {self.statement_timeout:g} s, its time limit, and was cancelled on the server"
+            f"a query on {self.label} ran longer than {self.statement_timeout:g} s, its time limit, and was cancelled "
+            "on the server"
         )
 
     # --- connections ----------------------------------------------------------------------------
@@ -473,7 +474,8 @@ class ServerDatabase(Database, abstract=True):
         inspector = sa.inspect(self.engine)
         schema = self._reflection_schema(table)
         columns = tuple(
-            self._column(c["type"], table, c["name"], c["nullable"]) for c in inspector.get_columns(table.name, schema=schema)
+            self._column(c["type"], table, c["name"], c["nullable"])
+            for c in inspector.get_columns(table.name, schema=schema)
         )
         primary_key = tuple(inspector.get_pk_constraint(table.name, schema=schema)["constrained_columns"])
         return TableSchema(columns=columns, primary_key=primary_key)

@@ -4,8 +4,8 @@ without a C client library, and it supports LOAD DATA LOCAL INFILE).
 
 Reading: one query, streamed in Arrow batches; TIMESTAMP columns are read through CONVERT_TZ as UTC
 instants and decimals as their exact text. Filter values are inlined as literals escaped exactly
-as PyMySQL escapes bound parameters (connectorx takes none). Loading: the rows are rendered to a temporary file of quoted CSV
-(NULL as the bare word NULL, binary as hex turned back by UNHEX) and bulk-loaded with
+as PyMySQL escapes bound parameters (connectorx takes none). Loading: the rows are rendered to a
+temporary file of quoted CSV (NULL as the bare word NULL, binary as hex turned back by UNHEX) and bulk-loaded with
 `LOAD DATA LOCAL INFILE` inside one transaction; any warning (a truncated or converted value)
 aborts the load, since LOCAL turns MySQL's errors into warnings. A full refresh is a DELETE in
 that transaction (TRUNCATE would commit on its own). The session time zone is the task's
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from uuid import UUID
 
@@ -76,7 +76,10 @@ def _key_bytes(column: Column) -> int | None:
 
 # MySQL's TIMESTAMP holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07.999999 UTC; DECIMAL at most 65
 # digits, 30 of them after the point (what an unbounded numeric becomes).
-_TIMESTAMP_RANGE = (datetime(1970, 1, 1, 0, 0, 1, tzinfo=timezone.utc), datetime(2038, 1, 19, 3, 14, 8, tzinfo=timezone.utc))
+_TIMESTAMP_RANGE = (
+    datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+    datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+)
 _UNLOADABLE = (
     Unloadable(frozenset({Kind.FLOAT32, Kind.FLOAT64}), lambda a: pc.or_(pc.is_nan(a), pc.is_inf(a)),
                "which MySQL/MariaDB FLOAT and DOUBLE cannot hold"),
@@ -138,7 +141,10 @@ def _column(sa_type, table: TableName, name: str, nullable: bool) -> Column:
     if isinstance(sa_type, (mysql.CHAR, mysql.NCHAR)):
         return column(Kind.STRING, length=sa_type.length, padded=True)
     if isinstance(sa_type, (sa.String, sa.Enum, mysql.SET)):
-        return column(Kind.STRING, length=getattr(sa_type, "length", None) if isinstance(sa_type, (mysql.VARCHAR, mysql.NVARCHAR)) else None)
+        return column(
+            Kind.STRING,
+            length=getattr(sa_type, "length", None) if isinstance(sa_type, (mysql.VARCHAR, mysql.NVARCHAR)) else None,
+        )
     raise UnsupportedColumn(
         f"column {name!r} of {table} has type {sa_type}, which sync_platform cannot copy exactly; "
         f"supported kinds: {', '.join(k.value for k in Kind)}"
@@ -197,7 +203,9 @@ class MySQLDialect(SqlDialect):
         unbounded = [c for c in columns if fixed[c.name] is None]
         left = _MAX_KEY_BYTES - sum(b for b in fixed.values() if b is not None)
         if left < 0 or (unbounded and left < 4 * len(unbounded)):
-            sizes = ", ".join(f"{c.name} {self.column_type_sql(c)}: {fixed[c.name] or 'unbounded'} bytes" for c in columns)
+            sizes = ", ".join(
+                f"{c.name} {self.column_type_sql(c)}: {fixed[c.name] or 'unbounded'} bytes" for c in columns
+            )
             raise LoadFailed(
                 f"cannot create table {table}: its primary key ({sizes}) needs more than the {_MAX_KEY_BYTES} bytes "
                 "an InnoDB key may have (utf8mb4 counts 4 bytes a character); create the table yourself with "
@@ -332,8 +340,13 @@ class MySQLDatabase(ServerDatabase):
 
     @cached_property
     def binary_collation(self) -> str:
-        found = {r[0] for r in self.query(
-            "SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)", _NO_PAD_BINARY)}
+        found = {
+            r[0]
+            for r in self.query(
+                "SELECT collation_name FROM information_schema.collations WHERE collation_name IN (%s, %s)",
+                _NO_PAD_BINARY,
+            )
+        }
         return next((c for c in _NO_PAD_BINARY if c in found), "utf8mb4_bin")
 
     def _connect(self):
@@ -370,7 +383,11 @@ class MySQLDatabase(ServerDatabase):
     def _is_timeout(self, error: Exception) -> bool:
         import pymysql
 
-        return isinstance(error, pymysql.err.OperationalError) and bool(error.args) and error.args[0] in _STATEMENT_TIMEOUT_ERRORS
+        return (
+            isinstance(error, pymysql.err.OperationalError)
+            and bool(error.args)
+            and error.args[0] in _STATEMENT_TIMEOUT_ERRORS
+        )
 
     def _column(self, sa_type, table, name, nullable) -> Column:
         return _column(sa_type, table, name, nullable)
@@ -414,12 +431,16 @@ class MySQLDatabase(ServerDatabase):
         for column in schema.columns:
             if column.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
                 q = self.dialect.quote(column.name)
-                if self.query(f"SELECT 1 FROM {self.dialect.qualified(table)} WHERE CAST({q} AS CHAR) REGEXP '^0000|-00' LIMIT 1"):
+                if self.query(
+                    f"SELECT 1 FROM {self.dialect.qualified(table)} WHERE CAST({q} AS CHAR) REGEXP '^0000|-00' LIMIT 1"
+                ):
                     return UnsupportedColumn(
                         f"column {table}.{column.name} holds MySQL's zero date (a 0000 year, 00 month or 00 day), "
                         "which no other database can hold; fix those rows or leave them out with a source_where"
                     )
-        return UnsupportedColumn(f"table {table} holds a value that cannot be read exactly: {str(error).splitlines()[0]}")
+        return UnsupportedColumn(
+            f"table {table} holds a value that cannot be read exactly: {str(error).splitlines()[0]}"
+        )
 
     # --- loading -----------------------------------------------------------------------------------
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
@@ -475,7 +496,9 @@ class MySQLDatabase(ServerDatabase):
         cursor.execute("SHOW WARNINGS LIMIT 3")
         warnings = cursor.fetchall()
         if warnings:  # LOCAL turns errors into warnings: a truncated or converted value is a failure here
-            raise LoadFailed(f"loading {table} was refused by MySQL: " + "; ".join(f"{w[2]}" for w in warnings) + "; rolled back")
+            raise LoadFailed(
+                f"loading {table} was refused by MySQL: " + "; ".join(f"{w[2]}" for w in warnings) + "; rolled back"
+            )
         return loaded
 
 

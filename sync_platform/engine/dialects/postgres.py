@@ -47,7 +47,9 @@ _MAX_SCALED_INT_PRECISION = 18
 
 
 def _scaled_decimal(column: Column) -> bool:
-    return column.kind is Kind.DECIMAL and column.precision is not None and column.precision <= _MAX_SCALED_INT_PRECISION
+    return (
+        column.kind is Kind.DECIMAL and column.precision is not None and column.precision <= _MAX_SCALED_INT_PRECISION
+    )
 
 
 def _decimal_from_scaled(array: pa.Array, decimal_type: pa.Decimal128Type) -> pa.Array:
@@ -127,7 +129,9 @@ class PostgresDialect(SqlDialect):
     def select_expression(self, column: Column) -> str:
         name = self.quote(column.name)
         if _scaled_decimal(column):
-            return f"({name} * 1e{column.scale or 0})::bigint AS {name}" if column.scale else f"{name}::bigint AS {name}"
+            return (
+                f"({name} * 1e{column.scale or 0})::bigint AS {name}" if column.scale else f"{name}::bigint AS {name}"
+            )
         if column.kind in (Kind.DECIMAL, Kind.UUID, Kind.JSON) or column.padded:
             return f"{name}::text AS {name}"  # char(n)::text drops the padding
         return name
@@ -140,8 +144,10 @@ class PostgresDialect(SqlDialect):
         if kind in (Kind.FLOAT32, Kind.FLOAT64):
             # 15 significant digits in C's %.14e form; + 0 turns -0 into 0. to_char prints every
             # non-finite value as '#.###...': those are spelled out (NaN = NaN in PostgreSQL).
-            return (f"CASE WHEN {q} = 'Infinity' THEN 'inf' WHEN {q} = '-Infinity' THEN '-inf' WHEN {q} = 'NaN' THEN 'nan' "
-                    f"ELSE ltrim(to_char({q}::float8 + 0, '9.99999999999999EEEE')) END")
+            return (
+                f"CASE WHEN {q} = 'Infinity' THEN 'inf' WHEN {q} = '-Infinity' THEN '-inf' WHEN {q} = 'NaN' THEN 'nan' "
+                f"ELSE ltrim(to_char({q}::float8 + 0, '9.99999999999999EEEE')) END"
+            )
         if kind is Kind.BOOL:
             return f"({q})::int::text"
         if kind is Kind.DATE:
@@ -158,7 +164,9 @@ class PostgresDialect(SqlDialect):
 
     def naive_as_utc_sql(self, column: Column) -> str:
         zone = self.timezone.replace("'", "''")
-        return f"to_char(({self.quote(column.name)} AT TIME ZONE '{zone}') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        return (
+            f"to_char(({self.quote(column.name)} AT TIME ZONE '{zone}') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        )
 
     def row_hash_sql(self, text_sql: str) -> str:
         return f"('x' || substr(md5({text_sql}), 18))::bit(60)::bigint"
@@ -206,7 +214,8 @@ class PostgresDialect(SqlDialect):
         one index build after the load is much faster than maintaining the index row by row."""
         bare = TableSchema(columns=schema.columns)
         add_key = (
-            f"ALTER TABLE {self.qualified(table)} ADD PRIMARY KEY ({', '.join(self.quote(k) for k in schema.primary_key)})"
+            f"ALTER TABLE {self.qualified(table)} ADD PRIMARY KEY "
+            f"({', '.join(self.quote(k) for k in schema.primary_key)})"
             if schema.primary_key
             else None
         )
@@ -287,7 +296,7 @@ class PostgresDatabase(ServerDatabase):
 
         try:
             conn = adbc.connect(self.libpq_uri)
-        except Exception as error:  # ADBC raises its own OperationalError family
+        except adbc.Error as error:  # ADBC's own error family
             raise DatabaseUnreachable(f"cannot connect to {self.label}: {error}") from None
         try:
             with conn.cursor() as cursor:
@@ -324,7 +333,9 @@ class PostgresDatabase(ServerDatabase):
                 self.dialect.refuse_unloadable(table, schema, batch)
             except LoadFailed as refusal:
                 return refusal
-        return LoadFailed(f"cannot load table {table}: PostgreSQL refused a value: {str(error).splitlines()[0]}; nothing was loaded")
+        return LoadFailed(
+            f"cannot load table {table}: PostgreSQL refused a value: {str(error).splitlines()[0]}; nothing was loaded"
+        )
 
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
         import psycopg

@@ -9,7 +9,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from decimal import Context, Decimal
 from pathlib import Path
@@ -83,7 +83,9 @@ def _as_text(values: list) -> pa.Array:
 def _decimals(column: Column) -> Callable[[list], pa.Array]:
     if column.arrow_type == pa.string():
         # Plain notation, as PostgreSQL prints numerics: 1.5e20 -> "150000000000000000000".
-        return lambda values: pa.array([None if v is None else format(Decimal(str(v)), "f") for v in values], pa.string())
+        return lambda values: pa.array(
+            [None if v is None else format(Decimal(str(v)), "f") for v in values], pa.string()
+        )
     quantum = Decimal(1).scaleb(-(column.scale or 0))
     wide = Context(prec=MAX_DECIMAL128_PRECISION + 2)  # the default context's 28 digits cannot hold decimal(38, s)
     # SQLite keeps NUMERIC values as REAL when that is lossless to 15 digits: str() gives them back.
@@ -151,7 +153,9 @@ class _ExactSum:
 
 def _text_with_fraction(expr: str, whole: int, digits: int = 6) -> str:
     """ISO text padded or cut to `digits` fractional digits: '10:00:00' -> '10:00:00.000000'."""
-    return f"CASE WHEN length({expr}) = {whole} THEN {expr} || '.{'0' * digits}' ELSE substr({expr} || '{'0' * digits}', 1, {whole + 1 + digits}) END"
+    zeros = "0" * digits
+    return (f"CASE WHEN length({expr}) = {whole} THEN {expr} || '.{zeros}' "
+            f"ELSE substr({expr} || '{zeros}', 1, {whole + 1 + digits}) END")
 
 
 # NUMERIC affinity stores a number of more than 15 significant digits as an 8-byte REAL, losing
@@ -240,7 +244,7 @@ class SQLiteDialect(SqlDialect):
 
     def param_value(self, value):
         if isinstance(value, datetime):
-            text = value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            text = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
             return text.isoformat(sep=" ", timespec="microseconds") + ("Z" if value.tzinfo else "")
         if isinstance(value, Decimal):
             return format(value, "f")
@@ -319,7 +323,9 @@ class SQLiteDatabase(Database):
             info = conn.execute(f"PRAGMA table_info({self.dialect.quote(table.name)})").fetchall()
         finally:
             conn.close()
-        columns = tuple(_column_from_declared(name, declared or "", bool(notnull)) for _, name, declared, notnull, _, _ in info)
+        columns = tuple(
+            _column_from_declared(name, declared or "", bool(notnull)) for _, name, declared, notnull, _, _ in info
+        )
         primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
         return TableSchema(columns=columns, primary_key=primary_key)
 
@@ -352,14 +358,19 @@ class SQLiteDatabase(Database):
 
     def _refuse_lossy_decimals(self, conn: sqlite3.Connection, table: TableName, schema: TableSchema) -> None:
         """An existing table whose wide decimal columns have NUMERIC affinity would keep 15 digits."""
-        declared = {name: decl or "" for _, name, decl, *_ in conn.execute(f"PRAGMA table_info({self.dialect.quote(table.name)})")}
+        declared = {
+            name: decl or ""
+            for _, name, decl, *_ in conn.execute(f"PRAGMA table_info({self.dialect.quote(table.name)})")
+        }
         for column in schema.columns:
             wide = column.kind is Kind.DECIMAL and (column.precision or 99) > _EXACT_DECIMAL_DIGITS
             if wide and _numeric_affinity(declared.get(column.name, "")):
                 raise LoadFailed(
-                    f"cannot load table {table}: column {column.name} is declared {declared[column.name]}, so SQLite would "
+                    f"cannot load table {table}: column {column.name} is declared {declared[column.name]}, so SQLite "
+                    "would "
                     f"keep only {_EXACT_DECIMAL_DIGITS} significant digits of its decimals; declare it "
-                    f"{self.dialect.column_type_sql(column)} (TEXT affinity, exact) or drop the table to let the import create it"
+                    f"{self.dialect.column_type_sql(column)} (TEXT affinity, exact) or drop the table to let the "
+                    "import create it"
                 )
 
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:

@@ -43,7 +43,9 @@ def _resolve_columns(
             "hashdiff needs key columns: the source table has no primary key; set run_config.key_columns "
             "(countdiff and md5diff work without one)"
         )
-    extra = list(options.extra_columns) if options.extra_columns is not None else [n for n in source.names if n not in keys]
+    extra = (
+        list(options.extra_columns) if options.extra_columns is not None else [n for n in source.names if n not in keys]
+    )
     for side, schema in (("source", source), ("target", target)):
         missing = [n for n in keys + extra if n not in schema.names]
         if missing:
@@ -90,7 +92,9 @@ def count_diff(source: Side, target: Side, options: DiffOptions, logger: Callabl
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="countdiff") as pool:
         counts = [pool.submit(s.database.count_rows, s.table, s.where) for s in (source, target)]
         source_rows, target_rows = (f.result() for f in counts)
-    return DiffResult("countdiff", source_rows, target_rows, source_rows == target_rows, seconds=time.monotonic() - started)
+    return DiffResult(
+        "countdiff", source_rows, target_rows, source_rows == target_rows, seconds=time.monotonic() - started
+    )
 
 
 def _key_order(key: tuple) -> tuple:
@@ -139,7 +143,10 @@ class _HashDiff:
         source, target = self.both("stats", r.key_range, bounds)
         edges = [r.key_range.low, *bounds, r.key_range.high]
         children = []
-        totals = [Stats(sum(x.rows for x in side.values()), sum(x.checksum for x in side.values())) for side in (source, target)]
+        totals = [
+            Stats(sum(x.rows for x in side.values()), sum(x.checksum for x in side.values()))
+            for side in (source, target)
+        ]
         for index in range(len(bounds) + 1):
             s, t = source.get(index, _EMPTY), target.get(index, _EMPTY)
             self.segments += 1
@@ -173,7 +180,9 @@ class _HashDiff:
                 changed = tuple(n for n, a, b in zip(names, source_rows[key], target_rows[key]) if a != b)
                 diffs.append(RowDiff(key, RowKind.CHANGED, changed))
         if self.options.verbose:
-            self.log(f"compared {len(source_rows)} / {len(target_rows)} rows of {r.key_range} in memory: {len(diffs)} differ")
+            self.log(
+                f"compared {len(source_rows)} / {len(target_rows)} rows of {r.key_range} in memory: {len(diffs)} differ"
+            )
         return diffs
 
     def run(self) -> tuple[Stats, Stats, bool]:
@@ -191,7 +200,9 @@ class _HashDiff:
             while level and len(self.found) < self.options.limit:
                 leaves, inner = [], []
                 for r in level:
-                    (leaves if max(r.source.rows, r.target.rows) < self.options.bisection_threshold else inner).append(r)
+                    (leaves if max(r.source.rows, r.target.rows) < self.options.bisection_threshold else inner).append(
+                        r
+                    )
                 # Ranges of a level in parallel: `threads` at once, each with both sides concurrently.
                 with ThreadPoolExecutor(max_workers=self.options.threads, thread_name_prefix="level") as ranges:
                     for diffs in ranges.map(self.compare_rows, leaves):
@@ -204,7 +215,9 @@ class _HashDiff:
             self.pool.shutdown(cancel_futures=True)
 
 
-def slice_queries(source: Side, target: Side, options: DiffOptions, need_key: bool) -> tuple[SliceQueries, SliceQueries]:
+def slice_queries(
+    source: Side, target: Side, options: DiffOptions, need_key: bool
+) -> tuple[SliceQueries, SliceQueries]:
     """Both sides' queries under the contract: the same key and compared columns, each rendered in
     its own dialect, hashing rows the same way on both sides."""
     source_schema, target_schema = (s.database.reflect(s.table) for s in (source, target))
@@ -225,7 +238,9 @@ def md5_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[
     source_q, target_q = slice_queries(source, target, options, need_key=False)
     try:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
-            s_stats, t_stats = (f.result().get(0, _EMPTY) for f in [pool.submit(q.stats, KeyRange()) for q in (source_q, target_q)])
+            s_stats, t_stats = (
+                f.result().get(0, _EMPTY) for f in [pool.submit(q.stats, KeyRange()) for q in (source_q, target_q)]
+            )
         if options.verbose:
             logger(f"md5diff: source {s_stats.rows} rows checksum {s_stats.checksum:x}, "
                    f"target {t_stats.rows} rows checksum {t_stats.checksum:x}")
@@ -249,7 +264,8 @@ def hash_diff(source: Side, target: Side, options: DiffOptions, logger: Callable
             columns = [f"{s.name} ({s.kind.value} vs {t.kind.value})" for s, t in
                        zip(source_q.keys + source_q.columns, target_q.keys + target_q.columns)]
             inconsistency = (
-                f"the checksums differ ({s_stats.rows} vs {t_stats.rows} rows) but every row compares equal value by value: "
+                f"the checksums differ ({s_stats.rows} vs {t_stats.rows} rows) but every row compares equal value by "
+                "value: "
                 f"the diff encodes some column type differently on the two sides (columns: {', '.join(columns)}). "
                 "This is a defect of the diff, not evidence of inconsistent data; please report it"
             )
@@ -265,8 +281,12 @@ def hash_diff(source: Side, target: Side, options: DiffOptions, logger: Callable
 
 
 # The order is the spec's: md5diff is the default.
-ALGORITHMS.register("md5diff", md5_diff, "row counts and an order-independent checksum of every row, computed in each database")
-ALGORITHMS.register("hashdiff", hash_diff, "segment checksums bisected down to the differing rows (missing / extra / changed)")
+ALGORITHMS.register(
+    "md5diff", md5_diff, "row counts and an order-independent checksum of every row, computed in each database"
+)
+ALGORITHMS.register(
+    "hashdiff", hash_diff, "segment checksums bisected down to the differing rows (missing / extra / changed)"
+)
 ALGORITHMS.register("countdiff", count_diff, "row counts of source and target")
 
 

@@ -69,7 +69,9 @@ class SliceQueries:
         self._key_sql = [d.key_sql(k) for k in self.keys]
         self._key_tuple = self._key_sql[0] if len(self.keys) == 1 else "(" + ", ".join(self._key_sql) + ")"
         if native_hash is not None:
-            values = [d.quote(c.name) if c.name in native_hash else self._canonical(c) for c in self.keys + self.columns]
+            values = [
+                d.quote(c.name) if c.name in native_hash else self._canonical(c) for c in self.keys + self.columns
+            ]
             row_hash = d.native_row_hash_sql(values)
         else:
             row_hash = d.row_hash_sql(d.concat_sql([self._encoded(c) for c in self.keys + self.columns]))
@@ -152,7 +154,8 @@ class SliceQueries:
             f"SELECT {aliases} FROM (SELECT {names}, row_number() OVER (ORDER BY {order}) AS rn "
             # rn - 1 a multiple of step, in integer arithmetic (MariaDB's / divides exactly) and
             # without % (a placeholder for some drivers)
-            f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = {self.dialect.int_div_sql('rn - 1', step)} * {step} "
+            f"FROM {self._table()}{where}) numbered WHERE rn > 1 AND (rn - 1) = "
+            f"{self.dialect.int_div_sql('rn - 1', step)} * {step} "
             "ORDER BY rn"
         )
         bounds = [tuple(row) for row in self.database.query(sql, params)]
@@ -171,7 +174,9 @@ class SliceQueries:
         width = len(self.keys)
         rows = {tuple(row[:width]): tuple(row[width:]) for row in found}
         if len(rows) != len(found):
-            raise DiffError(f"key columns {[k.name for k in self.keys]} are not unique in {self.side}; give unique key_columns")
+            raise DiffError(
+                f"key columns {[k.name for k in self.keys]} are not unique in {self.side}; give unique key_columns"
+            )
         return rows
 
 
@@ -189,8 +194,11 @@ class SliceQueries:
             params += value_params
         # Aliased: a canonical expression may carry its column's name (PostgreSQL's "id"::text).
         width = len(plain)
-        select = ", ".join([f"{p} AS k{i}" for i, p in enumerate(plain)]
-                           + [f"{self._canonical(k)} AS t{i}" for i, k in enumerate(self.keys)] + [f"{self._row_hash} AS h"])
+        select = ", ".join(
+            [f"{p} AS k{i}" for i, p in enumerate(plain)]
+            + [f"{self._canonical(k)} AS t{i}" for i, k in enumerate(self.keys)]
+            + [f"{self._row_hash} AS h"]
+        )
         order = ", ".join(f"k{i}" for i in range(width))
         lock_sql = self.dialect.lock_rows_sql if lock else ""
         return f"SELECT {select} FROM {self._table()}{where} ORDER BY {order} LIMIT {int(limit)}{lock_sql}", params

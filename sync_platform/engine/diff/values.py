@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from ..columns import TableName, TableSchema
 from ...registry import Registry
-from ..errors import DiffError, UnknownName
+from ..columns import TableName, TableSchema
 from ..dialects import Database
+from ..errors import DiffError, UnknownName
 from ..filters import RowFilter, Where
 
 # name -> the function comparing two sides (algorithms.py registers them).
@@ -37,7 +37,9 @@ class Side:
         """This side with a RowFilter turned into SQL for its table (`schema`, else reflected)."""
         if not isinstance(self.where, RowFilter):
             return self
-        return replace(self, where=self.where.where(schema or self.database.reflect(self.table), self.database.dialect.quote))
+        return replace(
+            self, where=self.where.where(schema or self.database.reflect(self.table), self.database.dialect.quote)
+        )
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class DiffOptions:
             raise DiffError("threads must be >= 1 and bisection_factor >= 2")
         if self.bisection_factor >= self.bisection_threshold:
             raise DiffError(
-                f"bisection_factor ({self.bisection_factor}) must be less than bisection_threshold ({self.bisection_threshold})"
+                f"bisection_factor ({self.bisection_factor}) must be less than bisection_threshold "
+                f"({self.bisection_threshold})"
             )
 
 
@@ -106,7 +109,9 @@ class DiffResult:
         if self.same or self.rows:
             return ""
         if self.algorithm == "countdiff":
-            return f"countdiff compares row counts only ({self.source_rows} source rows, {self.target_rows} target rows)"
+            return (
+                f"countdiff compares row counts only ({self.source_rows} source rows, {self.target_rows} target rows)"
+            )
         if self.algorithm == "md5diff":
             return "md5diff compares whole-slice checksums and cannot name rows; run hashdiff to list them"
         return "the slices' row counts or checksums differ"

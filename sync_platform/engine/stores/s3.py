@@ -90,10 +90,14 @@ class S3Store(ObjectStore):
 
     def put(self, key: str, data: bytes) -> None:
         # A PUT is atomic in S3: the object appears whole or not at all.
-        self._call(f"upload of {self.url(key)}", self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data)
+        self._call(
+            f"upload of {self.url(key)}", self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data
+        )
 
     def get(self, key: str) -> bytes:
-        response = self._call(f"download of {self.url(key)}", self.client.get_object, Bucket=self.bucket, Key=self._key(key))
+        response = self._call(
+            f"download of {self.url(key)}", self.client.get_object, Bucket=self.bucket, Key=self._key(key)
+        )
         return response["Body"].read()
 
     def exists(self, key: str) -> bool:
@@ -105,13 +109,20 @@ class S3Store(ObjectStore):
         except botocore.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 return False
-            return self._call(f"lookup of {self.url(key)}", self.client.head_object, Bucket=self.bucket, Key=self._key(key)) is not None
+            return (
+                self._call(
+                    f"lookup of {self.url(key)}", self.client.head_object, Bucket=self.bucket, Key=self._key(key)
+                )
+                is not None
+            )
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix.rstrip("/") + "/")
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in self._call(f"listing of {self.url(prefix)}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full))):
+        for page in self._call(
+            f"listing of {self.url(prefix)}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full))
+        ):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(k[strip:] for k in keys)
@@ -119,13 +130,17 @@ class S3Store(ObjectStore):
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            response = self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+            response = self._call(
+                "delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
+            )
             errors = response.get("Errors") or []  # per-key failures come back in a 200 response
             if errors:
                 first = errors[0]
                 cause = _CAUSES.get(first.get("Code", ""), f"{first.get('Code')}: {first.get('Message', '')}")
-                raise StoreError(f"S3 delete of {len(errors)} object(s) failed, e.g. s3://{self.bucket}/{first.get('Key')}: "
-                                 + cause.format(bucket=self.bucket))
+                raise StoreError(
+                    f"S3 delete of {len(errors)} object(s) failed, e.g. s3://{self.bucket}/{first.get('Key')}: "
+                    + cause.format(bucket=self.bucket)
+                )
 
     def check(self) -> None:
         self._call(f"access to bucket {self.bucket!r}", self.client.head_bucket, Bucket=self.bucket)
