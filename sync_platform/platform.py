@@ -34,6 +34,7 @@ from .engine import (
     import_export,
 )
 from .engine.cleanup import CleanupProgress, CleanupRequest, clean_in_rounds, round_committed
+from .engine.columns import TableSchema
 from .engine.dialects import DATABASES
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
@@ -45,9 +46,10 @@ from .engine.filters import (
     last_window,
     partition_window,
 )
-from .engine.manifest import Manifest, read_manifest
+from .engine.manifest import ExportState, Manifest, export_state, read_manifest
 from .engine.stores import STORES, ObjectStore, store_from_config
 from .errors import SyncPlatformError, UnknownName, one_line
+from .preflight import check_before_writing
 
 # A diff query (one scan of a slice) may run this many heartbeat_timeouts before the server cancels it.
 DIFF_QUERY_HEARTBEATS = 10
@@ -194,17 +196,23 @@ class Platform:
         raise UnknownName("table", table, names, owner=f"task {task!r}")
 
     def preflight(self, table: TableSync) -> list[str]:
-        """What can be checked before anything is written, each problem one line: the source table
-        is readable, the target database and the store are reachable."""
+        """What can be checked before anything is written, each problem one line (validate
+        --connect): the source table is readable, the target database and the store are reachable,
+        and the settings fit both (preflight.py)."""
         problems = []
-        for check in (lambda: self.database(table.source, table.run_config).reflect(table.source.table_name),
-                      lambda: self.database(table.target, table.run_config).check_connection(),
-                      lambda: self.store(table).check()):
+        for check in (lambda: self.check_before_writing(table), lambda: self.store(table).check()):
             try:
                 check()
             except Exception as error:  # noqa: BLE001 - every cause is reported, not only the first
                 problems.append(one_line(error))
         return problems
+
+    def check_before_writing(self, table: TableSync) -> TableSchema:
+        """The source table's schema, once the settings are known to fit the source and the target
+        (PreflightRefused listing every problem otherwise)."""
+        schema = self.database(table.source, table.run_config).reflect(table.source.table_name)
+        check_before_writing(table, schema, self.database(table.target, table.run_config))
+        return schema
 
     # --- engine objects --------------------------------------------------------------------------
     def database(self, ref: TableRef, run_config: RunConfig) -> Database:
@@ -217,7 +225,7 @@ class Platform:
     def store_for(self, store_id: str, bucket: str | None = None) -> ObjectStore:
         if store_id not in self.config.s3_configs:
             raise UnknownName("S3 config", store_id, sorted(self.config.s3_configs))
-        return store_from_config(self.config.s3_configs[store_id], bucket)
+        return store_from_config(self.config.s3_configs[store_id], bucket, store_id)
 
     def kinds(self, table: TableSync) -> tuple[str, str, str]:
         """What the table's source database, store and target database are, as registered kinds
@@ -287,7 +295,8 @@ class Platform:
             where=self.row_filter(table, "source", anchor, partition_key),
             extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
         )
-        return export_table(self.database(table.source, rc), self.store(table), request)
+        schema = self.check_before_writing(table)
+        return export_table(self.database(table.source, rc), self.store(table), request, schema)
 
     def load(self, table: TableSync, partition_key: str | None = None) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)
@@ -369,6 +378,12 @@ class Platform:
     def round_committed(self, table: TableSync, keyed_by: tuple[str, ...], probe: tuple) -> bool:
         """Whether the round a dead cleanup was committing (one of its keys: `probe`) committed."""
         return round_committed(self.database(table.source, table.run_config), table.source.table_name, keyed_by, probe)
+
+    def export_state(self, table: TableSync, partition_key: str | None = None) -> tuple[str, ExportState]:
+        """Where the table's (partition's) export lives and what is there (present / incomplete / not-exist)."""
+        table.partition_window(partition_key)
+        store, folder = self.store(table), table.export_folder(partition_key)
+        return store.url(folder), export_state(store, folder)
 
     def clean_exports(self, table: TableSync, partition_key: str | None = None) -> tuple[str, int]:
         """Delete the table's (partition's) export files and manifest: (location, objects deleted)."""

@@ -39,7 +39,7 @@ from .conftest import (
 )
 
 JANUARY = "2024-01-01"
-SOURCE_KEY = dg.AssetKey(["ev", "source", "events"])
+SOURCE_KEY = dg.AssetKey(["ev", "events__source"])
 CHECK = {"assetKey": {"path": ["ev", "events"]}, "name": "data_diff"}
 
 
@@ -292,7 +292,7 @@ def _ui_report_passed(base: str) -> None:
 def test_a_check_reported_by_hand_never_unlocks_a_cleanup(ui_with_synced_table, pg_url):
     base, instance = ui_with_synced_table
     clean = {"ops": {CLEAN_SOURCE_OP: {"config": {"task": "items", "all_rows": True}}}}
-    source_key = dg.AssetKey(["items", "source", "items"])
+    source_key = dg.AssetKey(["items", "items__source"])
 
     def outcome(run_id: str) -> dict:
         assert wait_for_run(instance, run_id) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)

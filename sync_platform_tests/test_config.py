@@ -203,3 +203,15 @@ def test_a_bad_schedule_names_only_the_branch_written(tmp_path):
         "task 't1' (tasks[0]): schedule: unknown value 'sometimes'; valid values: immediate, or a mapping "
         "{cron: '<minute hour day-of-month month day-of-week>', timezone: <IANA zone>}"
     ]
+
+
+def test_an_invalid_bucket_name_is_refused_by_validate_naming_the_s3_config(tmp_path):
+    """botocore's raw ParamValidationError used to be the first word about a bucket S3 does not allow."""
+    stores = {"lake": {"type": "s3", "endpoint_url": "http://127.0.0.1:1", "bucket": "Exports_2024"}}
+    task = table_task("t1", ("src", "a"), ("dst", "b"), "lake")
+    task["store"]["s3_config_bucket"] = "x"
+    failed = _validate(write_config(tmp_path / "sync.yaml", SOURCES, stores, [task]))
+    assert failed.returncode == 1
+    assert "s3_configs 'lake': bucket: 'Exports_2024' is not a valid bucket name" in failed.stderr
+    assert "task 't1' (tasks[0]): store.s3_config_bucket: 'x' is not a valid bucket name" in failed.stderr
+    assert "ParamValidationError" not in failed.stderr and "Traceback" not in failed.stderr

@@ -55,10 +55,10 @@ def _config(tmp_path, target_url, **run_config) -> str:
 def test_definitions_shape(tmp_path):
     defs = build_definitions(_config(tmp_path, f"sqlite:///{tmp_path}/dw.db"))
     export_key, imported_key = (
-        dg.AssetKey(["orders_copy", "export", "orders"]),
+        dg.AssetKey(["orders_copy", "orders__export"]),
         dg.AssetKey(["orders_copy", "dw_orders"]),
     )
-    source_key = dg.AssetKey(["orders_copy", "source", "orders"])
+    source_key = dg.AssetKey(["orders_copy", "orders__source"])
     graph = defs.resolve_asset_graph()
     assert set(graph.get_all_asset_keys()) == {source_key, export_key, imported_key}
     assert graph.get(imported_key).parent_keys == {export_key} and graph.get(export_key).parent_keys == {source_key}
@@ -78,11 +78,12 @@ def test_job_run_records_metadata_and_never_secrets(tmp_path, pg_url):
         result = defs.resolve_job_def("orders_copy_sync").execute_in_process(instance=instance)
         assert result.success
         meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-        assert meta["orders"]["rows"].value == 250 and meta["orders"]["files"].value == 3
-        assert meta["orders"]["bytes"].value > 0 and meta["orders"]["rows_per_s"].value > 0
-        assert meta["orders"]["location"].value == (tmp_path / "exports" / "orders_copy" / "orders" / "full").as_uri()
+        assert meta["orders__export"]["rows"].value == 250 and meta["orders__export"]["files"].value == 3
+        assert meta["orders__export"]["bytes"].value > 0 and meta["orders__export"]["rows_per_s"].value > 0
+        location = (tmp_path / "exports" / "orders_copy" / "orders" / "full").as_uri()
+        assert meta["orders__export"]["location"].value == location
         assert meta["dw_orders"]["dagster/row_count"].value == 250
-        [check] = result.get_asset_check_evaluations()
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "data_diff"]
         assert check.passed and check.metadata["source_rows"].value == check.metadata["target_rows"].value == 250
         everything = " ".join(str(record) for record in instance.all_logs(result.run_id))
         assert PASSWORD not in everything
@@ -110,7 +111,7 @@ def test_data_diff_check_fails_as_error_when_rows_differ(tmp_path, algorithm):
             jobs=[dg.define_asset_job("check_only", selection=dg.AssetSelection.checks(check_key))],
         )
         result = check_only.resolve_job_def("check_only").execute_in_process(instance=instance, raise_on_error=False)
-        [check] = result.get_asset_check_evaluations()
+        [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "data_diff"]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
         assert not result.success  # blocking: the step fails, so nothing downstream runs
         meta = check.metadata

@@ -11,6 +11,7 @@ import pytest
 from sync_platform.config import ConfigError, load_config
 from sync_platform.engine.filters import FilterError, months_before
 from sync_platform.platform import Platform
+from sync_platform.preflight import PreflightRefused
 
 from .conftest import table_task, write_config
 
@@ -151,10 +152,11 @@ def test_target_where_replaces_only_its_slice(source, tmp_path):
 def test_unknown_filter_column_fails_before_anything_is_written(source, tmp_path):
     url, _ = source
     platform = _platform(tmp_path, url, {"conditions": [{"column": "qtty", "op": ">", "value": 1}]})
-    with pytest.raises(
-        FilterError, match=r"filter column 'qtty' is not a column of the table; columns are \['id', 'qty'"
-    ):
+    with pytest.raises(PreflightRefused) as refused:  # the check before writing: names the field
         platform.export(platform.table_sync("copy"))
+    assert str(refused.value) == (
+        "orders -> orders_copy: refused before writing anything: filters.conditions[0].column: "
+        "table orders has no column 'qtty'; valid values: id, qty, label, shipped, updated, flag")
     assert not (tmp_path / "exports").exists()
 
 

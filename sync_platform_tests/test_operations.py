@@ -75,7 +75,7 @@ def _finals(observations: list[dict]) -> list[dict]:
     return [o for o in observations if o["status"] != "running"]
 
 
-SOURCE_KEY = dg.AssetKey(["ev", "source", "events"])
+SOURCE_KEY = dg.AssetKey(["ev", "events__source"])
 
 
 def test_clean_source_in_rounds_after_a_passing_check_records_history(tmp_path, pg_url, capsys):
@@ -194,7 +194,7 @@ def test_clean_exports_deleted_then_not_exist(tmp_path, pg_url, capsys):
         assert not folder.exists()
         assert cli(["clean-exports", "ev", "--partition", JANUARY, "--config", str(config)]) == 0
         out = capsys.readouterr().out.splitlines()
-        observed = _observations(instance, dg.AssetKey(["ev", "export", "events"]))
+        observed = _observations(instance, dg.AssetKey(["ev", "events__export"]))
         assert cli(["clean-exports", "ev", "--config", str(config)]) == 1  # a partitioned table names its partition
     assert out[0].startswith("deleted: 2 objects under file://") and out[1].startswith("not-exist: 0 objects")
     assert [(o["status"], o["objects_deleted"], o["partition"]) for o in observed] == [

@@ -136,7 +136,7 @@ def test_terminated_cleanup_keeps_and_records_its_committed_rounds(paced, pg_url
 
     remaining = len(_rows(pg_url, "items"))
     assert 0 < remaining < ROWS and remaining % 200 == 0  # whole rounds only
-    [record] = instance.fetch_observations(dg.AssetKey(["items", "source", "items"]), limit=1).records
+    [record] = instance.fetch_observations(dg.AssetKey(["items", "items__source"]), limit=1).records
     observed = {
         k: v.value
         for k, v in record.event_log_entry.dagster_event.event_specific_data.asset_observation.metadata.items()

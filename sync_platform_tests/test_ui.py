@@ -50,6 +50,18 @@ def test_ui_shows_demo_assets_runs_and_checks(demo_ui, tmp_path):
         expect(page.get_by_text("Passed").first).to_be_visible()
         page.screenshot(path=str(tmp_path / "checks.png"))
 
+        # The three assets of a table are told apart by the last part of their keys, which is what the
+        # catalog's folder, the lineage graph and the sidebar show.
+        page.goto(f"{demo_ui}/assets/demo_orders")
+        for name in ("orders__source", "orders__export", "orders"):
+            link = page.locator(f'a[href="/assets/demo_orders/{name}"]').first
+            expect(link).to_be_visible()
+            expect(link).to_have_text(re.compile(rf"^\s*(?:{name})+\s*$"))  # the key's last part, nothing else
+        page.goto(f"{demo_ui}/assets/demo_orders/orders?view=lineage&lineageScope=upstream&lineageDepth=2")
+        for name in ("orders__source", "orders__export"):
+            expect(page.get_by_text(name, exact=True).first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "lineage.png"))
+
         page.goto(f"{demo_ui}/automation")
         expect(page.get_by_text("demo_large_orders_schedule").first).to_be_visible()
         page.screenshot(path=str(tmp_path / "automation.png"))

@@ -4,22 +4,18 @@ terminal gets a one-line outcome, the run's full log stays in the instance."""
 
 from __future__ import annotations
 
-import getpass
-
 from .render import err, out
 
 
 def _operation(args, job: str, op: str, config: dict):
     """Launch the operation job for the task, wait for it; its outcome (eventlog.RunOutcome)."""
-    from ..defs import naming
     from ..defs.eventlog import run_outcome
     from ..defs.runner import code_location
     from ..platform import Platform
 
     Platform.from_file(args.config).table_sync(args.task, args.table)  # an unknown task or table: refused here
     with code_location(args.config) as launcher:
-        run_id = launcher.launch(job, run_config={"ops": {op: {"config": config}}},
-                                 tags={naming.USER_TAG: getpass.getuser()})
+        run_id = launcher.launch(job, run_config={"ops": {op: {"config": config}}})
         launcher.wait([run_id])
         return run_outcome(launcher.instance, run_id)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from dataclasses import dataclass
@@ -61,8 +60,7 @@ def plan_runs(platform, task: str, partition: str | None = None, first: str | No
 def launch(launcher, planned: list[PlannedRun]) -> list[str]:
     from ..defs import naming
 
-    user = {naming.USER_TAG: getpass.getuser()}
-    return [launcher.launch(naming.job_name(p.task), tags={**p.tags, **user}) for p in planned]
+    return [launcher.launch(naming.job_name(p.task), tags=p.tags) for p in planned]
 
 
 def summary_rows(platform, planned: list[PlannedRun], outcomes: list) -> list[list]:
@@ -95,7 +93,8 @@ SUMMARY_HEADERS = ["task", "table", "rows exported", "rows imported", "check", "
 
 
 def follow(launcher, platform, planned: list[PlannedRun], run_ids: list[str]) -> list[list]:
-    """Wait for the runs, showing their stages live on a terminal; the summary rows."""
+    """Wait for the runs, showing their stages live on a terminal; the summary rows. Each step that
+    failed is then reported on stderr with its one-paragraph reason, so nobody opens the UI to read it."""
     from rich.console import Console
     from rich.live import Live
 
@@ -110,7 +109,11 @@ def follow(launcher, platform, planned: list[PlannedRun], run_ids: list[str]) ->
                 live.update(grid(SUMMARY_HEADERS, summary_rows(platform, planned, outcomes)), refresh=True)
 
         launcher.wait(run_ids, on_poll=show)
-    return summary_rows(platform, planned, [run_outcome(launcher.instance, run_id) for run_id in run_ids])
+    outcomes = [run_outcome(launcher.instance, run_id) for run_id in run_ids]
+    for outcome in outcomes:
+        for step, reason in outcome.failures.items():
+            err(f"run {outcome.run.run_id[:8]} step {step} failed: {reason}")
+    return summary_rows(platform, planned, outcomes)
 
 
 def cmd_run(args) -> int:

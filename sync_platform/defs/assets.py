@@ -10,8 +10,15 @@ import dagster as dg
 
 from ..errors import foreseen, one_line
 from ..platform import TableSync
-from . import naming
-from .events import diff_description, diff_outcome, export_metadata, imported_metadata, log_inconsistency
+from . import eventlog, naming
+from .events import (
+    diff_description,
+    diff_outcome,
+    export_files_outcome,
+    export_metadata,
+    imported_metadata,
+    log_inconsistency,
+)
 from .naming import SCHEDULED_TIME_TAG
 from .resources import SyncPlatformResource
 from .specs import TableSpecs
@@ -103,6 +110,28 @@ def build_data_diff_check(table: TableSync, specs: TableSpecs) -> dg.AssetChecks
     return data_diff
 
 
+def export_files_evaluation(context, sync: SyncPlatformResource, table: TableSync, specs: TableSpecs,
+                            key: str | None) -> dict:
+    """The export_files outcome of the table's (partition's) export, as the store has it now; an
+    export whose files are gone since clean_exports deleted them reads "deleted"."""
+    location, state = sync.platform.export_state(table, key)
+    status = None
+    if state.status == "not-exist":
+        latest = eventlog.latest_observation(context.instance, specs.export.key, key)
+        status = "deleted" if latest and latest.get("status") == "deleted" else None
+    return export_files_outcome(location, state, status)
+
+
+def build_export_files_check(table: TableSync, specs: TableSpecs) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(name=naming.check_step_name(specs.export_files.key), specs=[specs.export_files])
+    def export_files(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
+        key = partition_key_of(context, table)
+        with reported("export files check", table, key):
+            return dg.AssetCheckResult(**export_files_evaluation(context, sync, table, specs, key))
+
+    return export_files
+
+
 def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition:
     """The export, the imported table and its check in ONE step (a multi-asset) that exports,
     imports and checks the table, partition after partition when the run covers several.
@@ -120,14 +149,14 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
         name=naming.table_step_name(table.task, table.target.table),
         # skippable: the step reports per-partition events instead of one output for the range.
         specs=[specs.export.replace_attributes(skippable=True), specs.imported.replace_attributes(skippable=True)],
-        check_specs=[specs.check],
+        check_specs=[specs.check, specs.export_files],
         partitions_def=specs.partitions,
         backfill_policy=dg.BackfillPolicy.single_run() if specs.partitions else None,
         can_subset=True,
     )
     def table_step(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
         platform, anchor = sync.platform, run_anchor(context, table)
-        selected, checking = context.selected_asset_keys, check_key in context.selected_asset_check_keys
+        selected, checks = context.selected_asset_keys, context.selected_asset_check_keys
         keys = context.partition_keys if specs.partitions else [None]
         problems: dict[str | None, str] = {}  # partition key -> what went wrong
         for key in keys:
@@ -138,6 +167,10 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                     exported = platform.export(table, anchor=anchor, partition_key=key)
                     context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                     yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
+                if specs.export_files.key in checks:
+                    files = export_files_evaluation(context, sync, table, specs, key)
+                    yield dg.AssetCheckEvaluation(asset_key=export_key, check_name=naming.EXPORT_FILES_CHECK,
+                                                  partition=key, **files)
                 stage = "import"
                 if imported_key in selected:
                     loaded = platform.load(table, partition_key=key)
@@ -146,7 +179,7 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                         imported_key, partition=key, metadata=imported_metadata(table, loaded)
                     )
                 stage = "data diff"
-                if checking:
+                if check_key in checks:
                     result = platform.diff(table, logger=context.log.info, partition_key=key)
                     if not result.same:
                         log_inconsistency(context.log, result, key)

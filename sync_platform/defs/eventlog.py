@@ -67,6 +67,13 @@ def observations(instance: dg.DagsterInstance, key: dg.AssetKey, limit: int) -> 
     return list(instance.fetch_observations(key, limit=limit).records)
 
 
+def latest_observation(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None = None) -> dict | None:
+    """The metadata of the asset's (partition's) latest observation, or None."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1).records
+    return observation_metadata(records[0]) if records else None
+
+
 def materialization_metadata(record) -> dict:
     return values(record.event_log_entry.dagster_event.event_specific_data.materialization.metadata)
 

@@ -8,6 +8,7 @@ import dagster as dg
 
 from ..engine import ExportResult, ImportResult, TableSchema
 from ..engine.diff import DiffResult
+from ..engine.manifest import ExportState
 from ..platform import TableSync
 
 
@@ -76,6 +77,20 @@ def diff_metadata(result: DiffResult) -> dict:
             ),
         )
     return metadata
+
+
+def export_files_outcome(location: str, state: ExportState, status: str | None = None) -> dict:
+    """The export_files evaluation's fields: passed when the files are present, else a WARN saying
+    what is there (`status` overrides the state's word: "deleted" when clean_exports removed them)."""
+    status = status or state.status
+    metadata = {"status": status, "files": state.files, "bytes": state.bytes,
+                "location": dg.MetadataValue.path(location)}
+    if state.problem:
+        metadata["problem"] = state.problem
+    why = state.problem or f"no export files under {location}"
+    description = None if status == "present" else f"{status}: {why}"
+    return {"passed": status == "present", "severity": dg.AssetCheckSeverity.WARN, "description": description,
+            "metadata": metadata}
 
 
 def diff_description(result: DiffResult) -> str | None:

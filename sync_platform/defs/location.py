@@ -16,9 +16,15 @@ from ..config.loader import BrokenTask
 from ..config.models import DatabaseToDatabaseTask, TaskBase
 from ..platform import Platform
 from . import naming
-from .assets import build_data_diff_check, build_export_asset, build_imported_asset, build_table_step
+from .assets import (
+    build_data_diff_check,
+    build_export_asset,
+    build_export_files_check,
+    build_imported_asset,
+    build_table_step,
+)
 from .automation import build_archive_sensor, build_immediate_sensor, build_schedule
-from .operations import build_operation_jobs
+from .operations import build_operation_jobs, table_names
 from .resources import SyncPlatformResource
 from .specs import Kinds, partitions_def_for, table_specs
 
@@ -77,7 +83,7 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
                 assets.append(build_table_step(table, specs))
             else:
                 assets += [build_export_asset(table, specs), build_imported_asset(table, specs)]
-                checks.append(build_data_diff_check(table, specs))
+                checks += [build_data_diff_check(table, specs), build_export_files_check(table, specs)]
         declared = config.task(task)
         stale = _table_list_warning(platform, declared)
         if stale:
@@ -93,7 +99,8 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[*jobs, *build_operation_jobs(list(platform.table_syncs), sorted(config.s3_configs))],
+        jobs=[*jobs, *build_operation_jobs(list(platform.table_syncs), table_names(platform.all_table_syncs()),
+                                           sorted(config.s3_configs))],
         schedules=schedules,
         sensors=sensors,
         resources={naming.RESOURCE_KEY: SyncPlatformResource(config_path=str(Path(config_path).resolve()))},

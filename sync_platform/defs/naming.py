@@ -2,10 +2,13 @@
 sensors, op names of the operation jobs, and the run tags the platform sets or reads.
 
 Layout, for task `orders_copy` copying `orders` into `dw_orders` (schemas are left out of keys):
-    source asset     orders_copy/source/orders       (the source table; cleanup history)
-    export asset     orders_copy/export/orders       (the files in the store)
+    source asset     orders_copy/orders__source      (the source table; cleanup history)
+    export asset     orders_copy/orders__export      (the files in the store)
     imported asset   orders_copy/dw_orders           (the target table)
-    check            data_diff on the imported asset
+    check            data_diff on the imported asset, export_files on the export asset
+The UI's lineage sidebar and graph show a key's last part, so the three assets of a table read
+`orders__source`, `orders__export`, `dw_orders`: each part names the table and, but for the target,
+what it is. The first part of every key is the task.
     job              orders_copy_sync
     group            orders_copy
     schedule         orders_copy_schedule    (schedule: {cron: ...})
@@ -21,6 +24,7 @@ import re
 from dagster import AssetCheckKey, AssetKey
 
 DATA_DIFF_CHECK = "data_diff"
+EXPORT_FILES_CHECK = "export_files"  # present / deleted / not-exist, on the export asset
 CLEAN_SOURCE_JOB = "clean_source"
 CLEAN_EXPORTS_JOB = "clean_exports"
 TEST_S3_JOB = "test_s3_connection"
@@ -30,7 +34,9 @@ RESOURCE_KEY = "sync"
 CODE_LOCATION = "sync_platform"  # the code location's name, in every workspace the platform starts
 
 # Run tags: ours, and Dagster's that we read or set.
-TASK_TAG = "sync_platform/task"  # on every run of a task's job
+TASK_TAG = "sync_platform/task"  # on every run of a task (defs/coordinator.py); several tasks: comma-joined
+CONFIG_HASH_TAG = "sync_platform/config_hash"  # task:hash of each task the run ran, added when a step starts
+VIA_TAG = "sync_platform/via"  # "cli" on runs the CLI launches
 USER_TAG = "user"  # who launched the run; the CLI sets it, the UI's launchpad can (else: the OS user)
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -52,12 +58,20 @@ def group_name(task: str) -> str:
     return task
 
 
+SOURCE_SUFFIX, EXPORT_SUFFIX = "__source", "__export"
+
+
 def source_asset_key(task: str, source_table: str) -> AssetKey:
-    return AssetKey([task, "source", key_part(source_table)])
+    return AssetKey([task, key_part(source_table) + SOURCE_SUFFIX])
 
 
 def export_asset_key(task: str, source_table: str) -> AssetKey:
-    return AssetKey([task, "export", key_part(source_table)])
+    return AssetKey([task, key_part(source_table) + EXPORT_SUFFIX])
+
+
+def task_of(key: AssetKey) -> str:
+    """The task an asset key of the platform belongs to (its first part)."""
+    return key.path[0]
 
 
 def imported_asset_key(task: str, target_table: str) -> AssetKey:
@@ -92,3 +106,15 @@ def immediate_sensor_name(task: str) -> str:
 
 def archive_sensor_name(task: str) -> str:
     return f"{task}_archive"
+
+
+def instigator_names(task) -> list[str]:
+    """The schedule and sensors a task (config model) gets."""
+    names = []
+    if task.schedule == "immediate":
+        names.append(immediate_sensor_name(task.name))
+    elif task.schedule is not None:
+        names.append(schedule_name(task.name))
+    if task.cleanup and task.cleanup.source_after_verify:
+        names.append(archive_sensor_name(task.name))
+    return names

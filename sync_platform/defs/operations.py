@@ -18,11 +18,13 @@ import dagster as dg
 
 from ..engine.cleanup import CleanupProgress
 from ..engine.errors import CleanupRefused
+from ..engine.manifest import ExportState
 from ..errors import SyncPlatformError
 from ..platform import Platform, TableSync
 from . import eventlog, naming
 from .cleanup_journal import RUNNING, Attempt, Committed, attempts, probe_value, since_last_finished
 from .eventlog import EVALUATED, own_evaluation
+from .events import export_files_outcome
 from .naming import CLEAN_EXPORTS_OP, CLEAN_SOURCE_OP, TEST_S3_OP, USER_TAG
 from .resources import SyncPlatformResource
 
@@ -175,7 +177,7 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
     """Delete a task table's source rows that the target holds identically, in rounds (the spec's
     'clean source data')."""
     platform = sync.platform
-    table = _table(platform, _plain(config.task), config.table)
+    table = _table(platform, _plain(config.task), _plain(config.table))
     source_key = naming.source_asset_key(table.task, table.source.table)
     partition = config.partition
     try:
@@ -251,17 +253,22 @@ def delete_source_rows(context: dg.OpExecutionContext, config: CleanSourceConfig
 def delete_export_files(context: dg.OpExecutionContext, config: CleanExportsConfig, sync: SyncPlatformResource) -> None:
     """Delete a task table's (partition's) export files and manifest from the store."""
     platform = sync.platform
-    table = _table(platform, _plain(config.task), config.table)
+    table = _table(platform, _plain(config.task), _plain(config.table))
     try:
         location, deleted = platform.clean_exports(table, config.partition)
     except SyncPlatformError as error:
         raise dg.Failure(description=str(error)) from None
     status = "deleted" if deleted else "not-exist"
+    export_key = naming.export_asset_key(table.task, table.source.table)
     context.log_event(dg.AssetObservation(
-        naming.export_asset_key(table.task, table.source.table), partition=config.partition,
+        export_key, partition=config.partition,
         metadata={"status": status, "location": location, "objects_deleted": deleted, "at": _now(), **who(context),
                   "ip": local_ip(None)},
     ))
+    # The export asset's own state: its export_files check (a WARN) says the files are gone.
+    context.log_event(dg.AssetCheckEvaluation(
+        asset_key=export_key, check_name=naming.EXPORT_FILES_CHECK, partition=config.partition,
+        **export_files_outcome(location, ExportState("not-exist"), status)))
     context.log.info(f"{status}: {deleted} objects under {location}")
 
 
@@ -289,17 +296,28 @@ def _choices(name: str, values: list[str]) -> type:
     return Enum(f"{name}_{digest}", {value: value for value in values})
 
 
-def build_operation_jobs(tasks: list[str], s3_configs: list[str]) -> list[dg.JobDefinition]:
+def table_names(tables: list[TableSync]) -> list[str]:
+    """Every name a table may be given by (Platform.table_sync): source and target, with and
+    without their schema."""
+    return sorted({name for t in tables for name in (t.source.table, t.target.table, t.source.table_name.name,
+                                                      t.target.table_name.name)})
+
+
+def build_operation_jobs(tasks: list[str], tables: list[str], s3_configs: list[str]) -> list[dg.JobDefinition]:
     """clean_source, clean_exports and test_s3_connection, their launchpad config typed with the
-    configuration's task names and S3 config ids: the launchpad scaffolds the defaults, completes
-    the names and refuses an unknown one before the run starts."""
-    Task, S3Config = _choices("Task", tasks), _choices("S3ConfigId", s3_configs)  # noqa: N806 - types
+    configuration's task names, table names and S3 config ids: the launchpad scaffolds the
+    defaults, completes the names and refuses an unknown one before the run starts (a table of
+    another task is refused when the run starts, naming the task's tables)."""
+    Task, Table = _choices("Task", tasks), _choices("Table", tables)  # noqa: N806 - types
+    S3Config = _choices("S3ConfigId", s3_configs)  # noqa: N806
 
     class CleanSource(CleanSourceConfig):
         task: Task
+        table: Table | None = None
 
     class CleanExports(CleanExportsConfig):
         task: Task
+        table: Table | None = None
 
     class S3Test(S3TestConfig):
         s3_config_id: S3Config

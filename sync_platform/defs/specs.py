@@ -42,6 +42,7 @@ class TableSpecs:
     export: dg.AssetSpec
     imported: dg.AssetSpec
     check: dg.AssetCheckSpec  # data_diff on the imported table, blocking
+    export_files: dg.AssetCheckSpec  # the export's state in the store: present / deleted / not-exist
     partitions: dg.TimeWindowPartitionsDefinition | None
 
     @property
@@ -94,6 +95,12 @@ def table_specs(table: TableSync, kinds: Kinds) -> TableSpecs:
             blocking=True,
             description=check_description(table),
             partitions_def=partitions,
+        ),
+        export_files=dg.AssetCheckSpec(
+            naming.EXPORT_FILES_CHECK, asset=export_key, partitions_def=partitions,
+            description="The export's files in the store: present (a manifest and every file it lists), deleted "
+                        "(by clean_exports), not-exist or incomplete. WARN when they are not there: the import of "
+                        "that partition is refused until it is exported again.",
         ),
         partitions=partitions,
     )

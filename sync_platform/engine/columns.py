@@ -200,3 +200,42 @@ class TableSchema:
             columns=tuple(Column.from_dict(c) for c in data["columns"]),
             primary_key=tuple(data.get("primary_key", ())),
         )
+
+
+# Kinds a target column may have for a source column of another kind: exact widenings only, so
+# the copy compares equal to its source under the contract (int64 into a double would not).
+_WIDER = {
+    Kind.INT16: {Kind.INT32, Kind.INT64, Kind.DECIMAL},
+    Kind.INT32: {Kind.INT64, Kind.DECIMAL},
+    Kind.INT64: {Kind.DECIMAL},
+    Kind.FLOAT32: {Kind.FLOAT64},
+    Kind.UUID: {Kind.STRING},  # MySQL keeps a uuid as CHAR(36)
+    Kind.JSON: {Kind.STRING},  # MariaDB's JSON is LONGTEXT
+}
+_INTEGER_DIGITS = {Kind.INT16: 5, Kind.INT32: 10, Kind.INT64: 19}
+
+
+def cannot_hold(target: Column, source: Column) -> str | None:
+    """Why a target column cannot hold every value of a source column (None: it can). Decided by
+    type alone; a value that does not fit a bounded type the source does not bound (text into
+    varchar(n)) is refused by the load itself, which then leaves the target as it was."""
+    def spelled(c: Column) -> str:
+        if c.kind is Kind.DECIMAL and c.precision:
+            return f"decimal({c.precision},{c.scale or 0})"
+        return f"{c.kind.value}({c.length})" if c.length else c.kind.value
+
+    if target.kind is not source.kind and target.kind not in _WIDER.get(source.kind, ()):
+        return f"{spelled(target)} cannot hold {spelled(source)}"
+    if target.kind is Kind.DECIMAL and target.precision:
+        scale, digits = source.scale or 0, _INTEGER_DIGITS.get(source.kind)
+        if source.kind is Kind.DECIMAL:
+            if source.precision is None:
+                return None  # unbounded: value by value, at the load
+            digits = source.precision - scale
+        if (target.scale or 0) < scale or target.precision - (target.scale or 0) < digits:
+            return f"{spelled(target)} cannot hold {spelled(source)}"
+    if target.kind is Kind.STRING and target.length and source.length and target.length < source.length:
+        return f"{spelled(target)} cannot hold {spelled(source)}"
+    if target.kind is Kind.STRING and target.length and source.kind is Kind.UUID and target.length < 36:
+        return f"{spelled(target)} cannot hold a uuid (36 characters)"
+    return None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from .columns import TableName, TableSchema
+from .columns import TableName, TableSchema, cannot_hold
 from .dialects import Database
 from .errors import ExportIncomplete, LoadFailed
 from .filters import RowFilter, Where
@@ -84,17 +84,27 @@ def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, as_text
                 raise
 
 
-def check_target_columns(target: Database, table: TableName, schema: TableSchema) -> None:
-    """An existing target must have every exported column (extra target columns stay NULL)."""
+def target_problems(target: Database, table: TableName, schema: TableSchema) -> list[str]:
+    """Why an existing target table cannot take the export of `schema`: exported columns it lacks
+    (extra target columns stay NULL), or columns of a type that cannot hold the source's."""
     if not target.table_exists(table):
-        return
-    existing = target.reflect(table).names
-    missing = [name for name in schema.names if name not in existing]
+        return []
+    existing = target.reflect(table)
+    missing = [name for name in schema.names if name not in existing.names]
     if missing:
-        raise LoadFailed(
-            f"target table {table} lacks the exported columns {missing}; its columns are {existing}. "
-            "Add them or drop the target table to let the import create it."
-        )
+        return [f"target table {table} lacks the exported columns {missing}; its columns are {existing.names}. "
+                "Add them or drop the target table to let the import create it."]
+    mismatched = [f"{c.name}: {why}" for c in schema.columns if (why := cannot_hold(existing.column(c.name), c))]
+    if mismatched:
+        return [f"target table {table} has columns whose types cannot hold the source's ({'; '.join(mismatched)}); "
+                "alter them, or drop the target table to let the import create it"]
+    return []
+
+
+def check_target_columns(target: Database, table: TableName, schema: TableSchema) -> None:
+    problems = target_problems(target, table, schema)
+    if problems:
+        raise LoadFailed(problems[0])
 
 
 def import_export(

@@ -79,6 +79,34 @@ class Manifest:
         )
 
 
+@dataclass(frozen=True)
+class ExportState:
+    """What an export folder holds, in the spec's words: `present` (a manifest and every file it
+    lists, each of the size it records), `incomplete` (files without their manifest, or a manifest
+    whose files are missing or of another size) or `not-exist` (nothing). Sizes, not checksums: a
+    look costs one listing; the import checks each file's sha256 before loading it."""
+
+    status: str
+    files: int = 0
+    bytes: int = 0
+    problem: str = ""
+
+
+def export_state(store: ObjectStore, folder: str) -> ExportState:
+    found = store.sizes(folder)
+    if not found:
+        return ExportState("not-exist")
+    key = manifest_key(folder)
+    if key not in found:
+        return ExportState("incomplete", len(found), sum(found.values()), "no manifest: the export did not complete")
+    manifest = Manifest.from_json(store.get(key).decode())
+    wrong = [f.name for f in manifest.files if found.get(f"{folder}/{f.name}") != f.bytes]
+    if wrong:
+        return ExportState("incomplete", len(manifest.files), manifest.bytes,
+                           f"{len(wrong)} file(s) missing or of another size than the manifest says, e.g. {wrong[0]}")
+    return ExportState("present", len(manifest.files), manifest.bytes)
+
+
 def manifest_key(folder: str) -> str:
     return f"{folder}/{MANIFEST_NAME}"
 

@@ -360,6 +360,10 @@ class Database(_Complete, ABC, abstract=True):
     def table_exists(self, table: TableName) -> bool: ...
 
     @abstractmethod
+    def schema_exists(self, schema: str) -> bool:
+        """Whether the database has that schema (MySQL: that database)."""
+
+    @abstractmethod
     def list_tables(self, schema: str | None = None) -> list[str]:
         """The base tables (not views) of `schema` (default: the connection's), sorted by name."""
 

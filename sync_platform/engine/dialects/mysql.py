@@ -401,6 +401,9 @@ class MySQLDatabase(ServerDatabase):
             (table.schema, table.name),
         ))
 
+    def schema_exists(self, schema: str) -> bool:
+        return bool(self.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)))
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) "

@@ -282,6 +282,10 @@ class PostgresDatabase(ServerDatabase):
         with self._connect() as conn:
             return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
 
+    def schema_exists(self, schema: str) -> bool:
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         with self._connect() as conn:
             rows = conn.execute(

@@ -304,6 +304,9 @@ class SQLiteDatabase(Database):
         conn.create_aggregate("sync_exact_sum", 1, _ExactSum)
         return conn
 
+    def schema_exists(self, schema: str) -> bool:
+        return schema == "main"  # attached databases aside, the one schema
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         if schema not in (None, "main"):
             raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")

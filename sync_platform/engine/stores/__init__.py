@@ -13,8 +13,8 @@ STORES.register("local", LocalStore, "a folder on this host's file system", kind
 STORES.register("s3", S3Store, "a bucket behind any S3-compatible endpoint")
 
 
-def store_from_config(config: StoreConfigModel, bucket: str | None = None) -> ObjectStore:
-    return STORES.get_value(config.type).from_config(config, bucket)
+def store_from_config(config: StoreConfigModel, bucket: str | None = None, name: str | None = None) -> ObjectStore:
+    return STORES.get_value(config.type).from_config(config, bucket, name)
 
 
 __all__ = ["STORES", "LocalStore", "LocalStoreConfig", "ObjectStore", "S3Store", "S3StoreConfig", "StoreConfigModel",

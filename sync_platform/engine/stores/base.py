@@ -26,7 +26,8 @@ class ObjectStore(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: StoreConfigModel, bucket: str | None = None) -> ObjectStore: ...
+    def from_config(cls, config: StoreConfigModel, bucket: str | None = None, name: str | None = None) -> ObjectStore:
+        """The store a task uses: `bucket` its override, `name` the config's id (for messages)."""
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -41,6 +42,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys under `prefix` (a folder path), sorted."""
+
+    @abstractmethod
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Key -> size in bytes of every object under `prefix` (a folder path)."""
 
     @abstractmethod
     def delete(self, keys: list[str]) -> None: ...

@@ -21,7 +21,7 @@ class LocalStore(ObjectStore):
     Config = LocalStoreConfig
 
     @classmethod
-    def from_config(cls, config: LocalStoreConfig, bucket: str | None = None) -> LocalStore:
+    def from_config(cls, config: LocalStoreConfig, bucket: str | None = None, name: str | None = None) -> LocalStore:
         return cls(config.path)
 
     def __init__(self, root: str | os.PathLike):
@@ -64,6 +64,9 @@ class LocalStore(ObjectStore):
             for p in folder.rglob("*")
             if p.is_file() and not p.name.startswith(".")
         )
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        return {key: self._path(key).stat().st_size for key in self.list(prefix)}
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:

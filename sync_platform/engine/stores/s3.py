@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr, field_validator, model_validator
 
 from .base import ObjectStore, StoreConfigModel, StoreError
 
@@ -17,6 +18,18 @@ _CAUSES = {
 }
 
 
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def bucket_name_problem(bucket: str) -> str | None:
+    """Why S3 would refuse the bucket name (None: it would not): 3 to 63 lowercase letters, digits,
+    dots and hyphens, starting and ending with a letter or digit."""
+    if _BUCKET_NAME.match(bucket) and ".." not in bucket:
+        return None
+    return (f"{bucket!r} is not a valid bucket name: use 3 to 63 lowercase letters, digits, '.' and '-', "
+            "starting and ending with a letter or digit")
+
+
 class S3StoreConfig(StoreConfigModel):
     """An S3 connection config of the spec: endpoint, region, default bucket, credentials."""
 
@@ -28,6 +41,14 @@ class S3StoreConfig(StoreConfigModel):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     path_style: bool = True  # path-style addressing works with every S3-compatible endpoint
+
+    @field_validator("bucket")
+    @classmethod
+    def _valid_bucket(cls, bucket: str) -> str:
+        problem = bucket_name_problem(bucket)
+        if problem:
+            raise ValueError(problem)
+        return bucket
 
     @model_validator(mode="after")
     def _both_keys_or_none(self) -> S3StoreConfig:
@@ -61,12 +82,13 @@ class S3Store(ObjectStore):
     has_buckets = True
 
     @classmethod
-    def from_config(cls, config: S3StoreConfig, bucket: str | None = None) -> S3Store:
-        return cls(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix)
+    def from_config(cls, config: S3StoreConfig, bucket: str | None = None, name: str | None = None) -> S3Store:
+        return cls(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix, name=name)
 
-    def __init__(self, client, bucket: str, prefix: str = ""):
+    def __init__(self, client, bucket: str, prefix: str = "", name: str | None = None):
         if not bucket:
             raise ValueError("an S3 store needs a bucket")
+        self.name = name  # the S3 config's id, for messages
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -77,6 +99,8 @@ class S3Store(ObjectStore):
     def _call(self, what: str, fn, **kwargs):
         import botocore.exceptions
 
+        if self.name:
+            what = f"{what} (S3 config {self.name!r})"
         try:
             return fn(**kwargs)
         except botocore.exceptions.ClientError as error:
@@ -87,6 +111,9 @@ class S3Store(ObjectStore):
             raise StoreError(f"S3 {what} failed: endpoint unreachable ({error.kwargs.get('endpoint_url')})") from None
         except botocore.exceptions.NoCredentialsError:
             raise StoreError(f"S3 {what} failed: no credentials configured") from None
+        except botocore.exceptions.ParamValidationError:  # e.g. a bucket name S3 does not allow
+            cause = bucket_name_problem(self.bucket) or "the request was not valid"
+            raise StoreError(f"S3 {what} failed: {cause}") from None
 
     def put(self, key: str, data: bytes) -> None:
         # A PUT is atomic in S3: the object appears whole or not at all.
@@ -117,15 +144,15 @@ class S3Store(ObjectStore):
             )
 
     def list(self, prefix: str) -> list[str]:
+        return sorted(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
         full = self._key(prefix.rstrip("/") + "/")
-        keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in self._call(
-            f"listing of {self.url(prefix)}", lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full))
-        ):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        pages = self._call(f"listing of {self.url(prefix)}",
+                           lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=full)))
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(k[strip:] for k in keys)
+        return {obj["Key"][strip:]: obj["Size"] for page in pages for obj in page.get("Contents", [])}
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # S3's limit per DeleteObjects call
