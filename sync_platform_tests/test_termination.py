@@ -59,6 +59,15 @@ def _rows(pg_url: str, table: str) -> list[tuple]:
         return conn.execute(f"SELECT id, label FROM {table} ORDER BY id").fetchall()
 
 
+def _termination_message(instance, run_id: str) -> str:
+    """What the UI shows at the top of the run's one failed step: a StepTerminated saying what the
+    termination left, with no interrupt or driver error chained below it."""
+    [failure] = [e.dagster_event for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+    error = failure.step_failure_data.error
+    assert error.cls_name == "StepTerminated" and error.cause is None and error.context is None, error.to_string()
+    return error.message.strip().removeprefix("sync_platform.defs.assets.StepTerminated: ")
+
+
 @pytest.fixture
 def paced(tmp_path, pg_url):
     """A synced, verified copy of items, and the UI serving its task; yields (base, instance, platform)."""
@@ -93,6 +102,9 @@ def test_terminated_export_reads_incomplete_and_the_target_stays(paced, pg_url, 
         "the export to be midway",
     )
     ui_terminate(base, instance, run_id)
+    assert _termination_message(instance, run_id) == (
+        "task 'items', items -> items_copy: export terminated by request: the files written so far have no manifest, "
+        "so no import takes them; the target keeps its last verified copy and the next run rewrites the files")
 
     table = platform.table_sync("items")
     with pytest.raises(ExportIncomplete):
@@ -119,6 +131,9 @@ def test_terminated_import_leaves_the_target_as_it_was(paced, pg_url):
     run_id = ui_launch(base, "items_sync")
     wait_for(copying, "the import's COPY to run")
     ui_terminate(base, instance, run_id)
+    assert _termination_message(instance, run_id) == (
+        "task 'items', items -> items_copy: import terminated by request: its transaction rolled back: the target "
+        "is exactly as it was")
     wait_for(lambda: not copying(), "the COPY to be gone")
     assert _rows(pg_url, "items_copy") == before
 

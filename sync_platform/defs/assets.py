@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster import DagsterExecutionInterruptedError
 
 from ..errors import foreseen, one_line
 from ..platform import TableSync
@@ -33,19 +34,57 @@ def run_anchor(context: dg.AssetExecutionContext, table: TableSync) -> datetime:
     return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
+# What a termination leaves, by the stage it stopped (the README's "Safe termination").
+AFTER_TERMINATION = {
+    "export": "the files written so far have no manifest, so no import takes them; the target keeps its last "
+              "verified copy and the next run rewrites the files",
+    "import": "its transaction rolled back: the target is exactly as it was",
+    "data diff": "nothing to undo; the check has no result from this run",
+    "export files check": "nothing to undo",
+}
+
+
+class StepTerminated(DagsterExecutionInterruptedError):
+    """A step stopped by Terminate, saying what it leaves. Still an interrupt, so Dagster ends the
+    run as canceled; its message is what the step's failure shows."""
+
+
+def _subject(table: TableSync, partition_key: str | None) -> str:
+    where = f" (partition {partition_key})" if partition_key else ""
+    return f"task {table.task!r}, {table.source.table} -> {table.target.table}{where}"
+
+
+def _interrupted(error: BaseException, context) -> bool:
+    """Whether a failure is a Terminate: the interrupt itself, an error raised while handling it, or
+    one it caused underneath (pyarrow turns the signal into a cancelled query and raises that)."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, DagsterExecutionInterruptedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if context is None:
+        return False
+    run = context.instance.get_run_by_id(context.run_id)
+    return run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+
+
 @contextmanager
-def reported(stage: str, table: TableSync, partition_key: str | None = None):
+def reported(stage: str, table: TableSync, partition_key: str | None = None, context=None):
     """Foreseen failures reach the operator as one paragraph (a dg.Failure with the stage, table
-    and cause), the traceback only for the unexpected."""
+    and cause), a termination as what it leaves, the traceback only for the unexpected."""
     try:
         yield
-    except Exception as error:
-        if not foreseen(error):
+    except StepTerminated:
+        raise
+    except BaseException as error:
+        if isinstance(error, DagsterExecutionInterruptedError) or (
+                isinstance(error, Exception) and _interrupted(error, context)):
+            raise StepTerminated(f"{_subject(table, partition_key)}: {stage} terminated by request: "
+                                 f"{AFTER_TERMINATION[stage]}") from None
+        if not isinstance(error, Exception) or not foreseen(error):
             raise
-        where = f" (partition {partition_key})" if partition_key else ""
         raise dg.Failure(
-            description=f"task {table.task!r}, {table.source.table} -> {table.target.table}{where}: {stage} failed: "
-                        f"{one_line(error)}",
+            description=f"{_subject(table, partition_key)}: {stage} failed: {one_line(error)}",
             metadata={"stage": stage, "error": type(error).__name__},
         ) from None
 
@@ -75,7 +114,7 @@ def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefiniti
     @dg.multi_asset(name=naming.step_name(specs.export.key), specs=[specs.export], partitions_def=specs.partitions)
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
-        with reported("export", table, key):
+        with reported("export", table, key, context):
             result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
         context.log.info(
             f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}"
@@ -89,7 +128,7 @@ def build_imported_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefini
     @dg.multi_asset(name=naming.step_name(specs.imported.key), specs=[specs.imported], partitions_def=specs.partitions)
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
-        with reported("import", table, key):
+        with reported("import", table, key, context):
             result = sync.platform.load(table, partition_key=key)
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
         return dg.MaterializeResult(metadata=imported_metadata(table, result))
@@ -101,7 +140,7 @@ def build_data_diff_check(table: TableSync, specs: TableSpecs) -> dg.AssetChecks
     @dg.multi_asset_check(name=naming.check_step_name(specs.check_key), specs=[specs.check])
     def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
         key = partition_key_of(context, table)
-        with reported("data diff", table, key):
+        with reported("data diff", table, key, context):
             result = sync.platform.diff(table, logger=context.log.info, partition_key=key)
         if not result.same:
             log_inconsistency(context.log, result)
@@ -126,7 +165,7 @@ def build_export_files_check(table: TableSync, specs: TableSpecs) -> dg.AssetChe
     @dg.multi_asset_check(name=naming.check_step_name(specs.export_files.key), specs=[specs.export_files])
     def export_files(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
         key = partition_key_of(context, table)
-        with reported("export files check", table, key):
+        with reported("export files check", table, key, context):
             return dg.AssetCheckResult(**export_files_evaluation(context, sync, table, specs, key))
 
     return export_files
@@ -186,9 +225,12 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                         problems[key] = diff_description(result)
                     yield dg.AssetCheckEvaluation(asset_key=imported_key, check_name=check_key.name, partition=key,
                                                   **diff_outcome(result))
-            except Exception as error:  # the next partition still runs; interrupts are not Exceptions
-                if key is None:
-                    with reported(stage, table):
+            except DagsterExecutionInterruptedError:  # Terminate: no partition after this one runs
+                with reported(stage, table, key, context):
+                    raise
+            except Exception as error:  # the next partition still runs, unless this is a Terminate
+                if key is None or _interrupted(error, context):
+                    with reported(stage, table, key, context):
                         raise
                 context.log.error(f"{where}failed: {error}")
                 problems[key] = str(error)
