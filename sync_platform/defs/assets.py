@@ -64,7 +64,7 @@ def _interrupted(error: BaseException, context) -> bool:
         seen = seen.__cause__ or seen.__context__
     if context is None:
         return False
-    run = context.instance.get_run_by_id(context.run_id)
+    run = context.instance.get_run_by_id(context.run.run_id)
     return run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
 
 

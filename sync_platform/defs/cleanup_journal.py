@@ -6,7 +6,6 @@ committing and one key of it, and that row being gone from the source says the r
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from . import eventlog
+from .launcher import process_exists
 
 RUNNING = "running"
 FINISHED_SLICE = {"cleaned", "partial"}  # walked the whole slice: earlier attempts are history
@@ -50,13 +50,7 @@ class Attempt:
             return False
         if self.record.get("host") != socket.gethostname() or not self.record.get("pid"):
             return None
-        try:
-            os.kill(int(self.record["pid"]), 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return False
-        except PermissionError:  # it exists, as another user's
-            pass
-        return True
+        return process_exists(int(self.record["pid"]))
 
     def committed(self, round_committed: Callable[[tuple, tuple], bool] | None) -> Committed:
         """What this attempt committed, as its records say. The round its last record names as

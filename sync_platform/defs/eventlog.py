@@ -144,3 +144,10 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
         else:
             outcome.failures[event.step_key] = failure_message(event.step_failure_data)
     return outcome
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of the process that started executing the run (its RUN_START event)."""
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records:
+        return record.event_log_entry.dagster_event.pid
+    return None

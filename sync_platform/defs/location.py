@@ -30,10 +30,13 @@ from .specs import Kinds, partitions_def_for, table_specs
 
 
 def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
-    executor = None
     if isinstance(task, DatabaseToDatabaseTask):
         # One step per table, so the executor's limit is the number of tables in flight.
         executor = dg.multiprocess_executor.configured({"max_concurrent": task.run_config.batch_parallel_size})
+    else:
+        # One table's steps run one after the other: a process per step would only add its start-up
+        # (about a second of imports each), and a step process outlives a killed run worker.
+        executor = dg.in_process_executor
     return dg.define_asset_job(
         naming.job_name(task.name),
         selection=dg.AssetSelection.groups(naming.group_name(task.name)).materializable(),
