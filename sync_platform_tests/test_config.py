@@ -215,3 +215,10 @@ def test_an_invalid_bucket_name_is_refused_by_validate_naming_the_s3_config(tmp_
     assert "s3_configs 'lake': bucket: 'Exports_2024' is not a valid bucket name" in failed.stderr
     assert "task 't1' (tasks[0]): store.s3_config_bucket: 'x' is not a valid bucket name" in failed.stderr
     assert "ParamValidationError" not in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_a_task_executor_is_one_of_the_two(tmp_path):
+    task = {**table_task("t1", ("src", "a"), ("dst", "b"), "exports"), "executor": "threads"}
+    assert _problems(tmp_path, [task]) == [
+        "task 't1' (tasks[0]): executor: Input should be 'in_process' or 'multiprocess' (got 'threads')"]
+    assert load_config(write_config(tmp_path / "ok.yaml", SOURCES, STORES, [{**task, "executor": "multiprocess"}]))

@@ -356,6 +356,9 @@ class TableToTableTask(TaskBase):
     source: TableRef
     target: TableRef
     partition: PartitionConfig | None = None
+    # Where the job's steps run: in the run worker's process (no start-up per step, nothing outlives
+    # a killed worker), or one process per step (Dagster's default; a step's memory is its own).
+    executor: Literal["in_process", "multiprocess"] = "in_process"
 
 
 class DatabaseRef(Model):

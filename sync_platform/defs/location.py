@@ -33,9 +33,11 @@ def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
     if isinstance(task, DatabaseToDatabaseTask):
         # One step per table, so the executor's limit is the number of tables in flight.
         executor = dg.multiprocess_executor.configured({"max_concurrent": task.run_config.batch_parallel_size})
+    elif task.executor == "multiprocess":
+        executor = dg.multiprocess_executor
     else:
-        # One table's steps run one after the other: a process per step would only add its start-up
-        # (about a second of imports each), and a step process outlives a killed run worker.
+        # One table's steps run one after the other: a process per step would only add its start-up,
+        # and a step process outlives a killed run worker (it went on writing into a failed run).
         executor = dg.in_process_executor
     return dg.define_asset_job(
         naming.job_name(task.name),
