@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from sync_platform.engine.errors import ExportIncomplete
 from sync_platform.engine.stores import LocalStore
 from sync_platform.platform import Platform
 
-from .conftest import table_task, write_config
+from .conftest import DIALECTS, table_task, write_config
 
 
 def _numbers_table(url: str, name: str, rows: int, label: str) -> None:
@@ -287,3 +288,69 @@ def test_killed_import_leaves_target_as_it_was(pg_url, tmp_path):
                 break
         time.sleep(0.1)
     assert _pg_rows(pg_url, "target_rows") == old
+
+
+def _sqlite_numbers(path, rows: int) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE source_rows (id INTEGER PRIMARY KEY, label TEXT, pad TEXT)")
+        conn.execute("WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?) "
+                     "INSERT INTO source_rows SELECT i, 'n-' || i, printf('%.50c', 'x') FROM g", (rows,))
+    return f"sqlite:///{path}"
+
+
+def _target_rows(url: str) -> list[tuple]:
+    return sorted(tuple(r) for r in database_for(url).query("SELECT id, label, pad FROM target_rows"))
+
+
+@pytest.mark.parametrize("target", ["postgresql", "mysql"])
+def test_two_first_loads_of_one_table_at_once_both_succeed_once(target, tmp_path, request):
+    """Two runs loading a table that does not exist yet: both used to create it and one failed on
+    pg_type's unique index (PostgreSQL); now the second waits for the first and replaces its rows."""
+    target_url = request.getfixturevalue(DIALECTS[target])
+    platform = _platform(tmp_path, _sqlite_numbers(tmp_path / "src.db", 20_000), target_url, export_batch_rows=5000)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    outcomes = []
+
+    def load():
+        try:
+            outcomes.append(platform.load(table).rows)
+        except Exception as error:  # noqa: BLE001 - the assertion shows it
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert outcomes == [20_000, 20_000]
+    assert _target_rows(target_url) == [(i, f"n-{i}", "x" * 50) for i in range(1, 20_001)]
+    assert database_for(target_url).list_tables() == ["target_rows"]  # no staging table left
+
+
+def test_a_killed_first_load_into_mariadb_leaves_no_table(mysql_url, tmp_path):
+    """MariaDB commits CREATE TABLE by itself: a first load killed mid-LOAD DATA used to leave an
+    empty target table. The table is now built under a staging name and renamed after COMMIT."""
+    platform = _platform(tmp_path, _sqlite_numbers(tmp_path / "src.db", 400_000), mysql_url,
+                         export_batch_rows=100_000)
+    table = platform.table_sync("copy")
+    platform.export(table)
+    target = database_for(mysql_url)
+    process = subprocess.Popen([sys.executable, "-c", _KILLABLE_IMPORT, str(tmp_path / "sync.yaml")],
+                               env=os.environ.copy())
+    try:
+        deadline, loading = time.monotonic() + 60, False
+        while time.monotonic() < deadline and process.poll() is None and not loading:
+            loading = bool(target.query("SELECT 1 FROM information_schema.processlist WHERE info LIKE "
+                                        "'LOAD DATA LOCAL INFILE%%target_rows%%'"))
+            time.sleep(0.01)
+        assert loading, "the first load finished or failed before it could be killed mid-LOAD DATA"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not target.table_exists(TableName("target_rows"))  # no empty, no partial target table
+    assert platform.load(table).rows == 400_000  # the next load drops the staging table and goes on
+    assert database_for(mysql_url).list_tables() == ["target_rows"]
+    assert _target_rows(mysql_url)[::40_000] == [(i, f"n-{i}", "x" * 50) for i in range(1, 400_001, 40_000)]

@@ -21,6 +21,7 @@ zero date (0000-00-00) has no equivalent anywhere else: exporting one fails nami
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,8 @@ from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
 from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable
+
+LOAD_LOCK_WAIT_S = 3600  # how long a load waits for another load of the same table
 
 _READ_BATCH_ROWS = 65_536
 
@@ -447,36 +450,61 @@ class MySQLDatabase(ServerDatabase):
 
     # --- loading -----------------------------------------------------------------------------------
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
+        """MySQL commits CREATE TABLE by itself, so a first load builds the table under a staging name
+        and renames it into place after COMMIT (RENAME TABLE is atomic): a first load that is killed
+        leaves no target table, only a staging table the next load drops. Loads of one table are
+        serialized by a lock the server releases when the session ends, however it ends."""
         sql = self.dialect
-        created = not self.table_exists(table)
+        created, into = False, table
         conn = self._connect()
         try:
             with conn.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, %s)", (self._load_lock(table), LOAD_LOCK_WAIT_S))
+                if cursor.fetchone()[0] != 1:
+                    raise LoadFailed(f"another run has been loading {table} for over {LOAD_LOCK_WAIT_S} s (its session "
+                                     "holds the table's load lock); try again when it has ended")
+                created = not self.table_exists(table)
+                into = self._staging(table) if created else table
                 if created:
-                    cursor.execute(sql.create_table_sql(table, schema))  # DDL commits on its own in MySQL
+                    cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(into)}")  # a killed first load's
+                    cursor.execute(sql.create_table_sql(into, schema))
                 conn.begin()
                 # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
-                cursor.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(table)}", where)))
+                cursor.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(into)}", where)))
                 # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
                 cursor.execute(sql.time_zone_sql("+00:00"))
                 loaded = 0
                 with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
                     path = os.path.join(folder, "rows.csv")
                     for file in files:
-                        loaded += self._load_file(cursor, table, schema, file, path)
+                        loaded += self._load_file(cursor, table, schema, file, path, into)
                 sql.check_loaded(table, loaded, expected_rows)
             conn.commit()
+            if created:
+                with conn.cursor() as cursor:
+                    cursor.execute(f"RENAME TABLE {sql.qualified(into)} TO {sql.qualified(table)}")
             return loaded
         except BaseException:
             conn.rollback()
             if created:  # no half-made table left behind either
                 with conn.cursor() as cursor:
-                    cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(table)}")
+                    cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(into)}")
             raise
         finally:
-            conn.close()
+            conn.close()  # releases the lock
 
-    def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str) -> int:
+    @staticmethod
+    def _load_lock(table: TableName) -> str:
+        return "sync_platform:" + hashlib.md5(str(table).encode()).hexdigest()  # lock names: 64 characters at most
+
+    @staticmethod
+    def _staging(table: TableName) -> TableName:
+        suffix = "__sync_new"
+        return TableName(table.name[: 64 - len(suffix)] + suffix, table.schema)  # identifiers: 64 at most
+
+    def _load_file(self, cursor, table: TableName, schema: TableSchema, file: LoadFile, path: str,
+                   into: TableName | None = None) -> int:
+        """Load one file into `into` (default: `table`, the name every message uses)."""
         sql = self.dialect
         with open(path, "wb") as sink:
             for batch in file.record_batches():
@@ -491,7 +519,7 @@ class MySQLDatabase(ServerDatabase):
             else:
                 targets.append(sql.quote(column.name))
         load = (
-            f"LOAD DATA LOCAL INFILE %s INTO TABLE {sql.qualified(table)} CHARACTER SET utf8mb4 "
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {sql.qualified(into or table)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY ',' ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' "
             f"({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
         )

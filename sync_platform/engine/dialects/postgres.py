@@ -353,6 +353,11 @@ class PostgresDatabase(ServerDatabase):
         with self._connect() as conn:
             # psycopg's transaction block rolls back on any exception, BaseException included.
             with conn.transaction():
+                # One load of a table at a time (two runs of a task, a retry beside an orphan): the
+                # second waits for the first's COMMIT, then replaces its rows, instead of both
+                # creating the table and one failing on pg_type's unique index. Released at COMMIT.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                             (f"sync_platform load {self._regclass(table)}",))
                 created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
                 if created:
                     conn.execute(create)
