@@ -69,8 +69,8 @@ def _rows(url: str, table: str) -> list[tuple]:
 
 
 class Deployment:
-    def __init__(self, base: str, instance: dg.DagsterInstance, data_url: str, env: dict):
-        self.base, self.instance, self.data_url, self.env = base, instance, data_url, env
+    def __init__(self, base: str, instance: dg.DagsterInstance, data_url: str, env: dict, bucket: str):
+        self.base, self.instance, self.data_url, self.env, self.bucket = base, instance, data_url, env, bucket
 
     def runs(self, job: str) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(dg.RunsFilter(job_name=job)))
@@ -122,7 +122,7 @@ def deployment(tmp_path_factory):
             _deploy("start", env)
             with dg.DagsterInstance.from_config(str(home)) as instance:
                 assert type(instance.run_launcher).__name__ == "MonitoredRunLauncher"
-                yield Deployment(f"http://127.0.0.1:{web_port}", instance, data_url, env)
+                yield Deployment(f"http://127.0.0.1:{web_port}", instance, data_url, env, bucket)
         finally:
             stopped = subprocess.run(["bash", str(ROOT / "scripts/deploy.sh"), "stop"], env=env, capture_output=True,
                                      text=True, timeout=300)
@@ -169,6 +169,8 @@ def test_a_schedule_turned_on_runs_through_the_daemon_and_turned_off_stops(deplo
     [check] = deployment.instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(dg.AssetKey(["ticking", "items_ticked"]), "data_diff"), limit=1)
     assert check.run_id == run.run_id and check.event.dagster_event.event_specific_data.passed
+    logs = s3_client().list_objects_v2(Bucket=deployment.bucket, Prefix=f"dagster-compute-logs/storage/{run.run_id}/")
+    assert logs.get("KeyCount", 0) > 0, "the run's compute logs are not in S3"
 
     assert _toggle_schedule(base, on=False) == "STOPPED"
     count = len(deployment.runs("ticking_sync"))
