@@ -294,6 +294,7 @@ class Platform:
             order_by=rc.import_order_by,
             where=self.row_filter(table, "source", anchor, partition_key),
             extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
+            heartbeat_timeout=rc.heartbeat_timeout,
         )
         schema = self.check_before_writing(table)
         return export_table(self.database(table.source, rc), self.store(table), request, schema)

@@ -53,3 +53,7 @@ __all__ = [
     "CleanupRefused", "DatabaseUnreachable", "DiffError", "ExportIncomplete", "FilterError", "LoadFailed",
     "QueryTimeout", "StoreError", "SyncError", "TableNotFound", "UnknownName", "UnsupportedColumn",
 ]
+
+
+class Stalled(SyncError):
+    """A stage made no progress for heartbeat_timeout seconds; its query was cancelled on the server."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,7 @@ from .filters import RowFilter
 from .formats import FileFormat
 from .manifest import ExportFile, Manifest, manifest_key
 from .stores import ObjectStore
+from .watchdog import Watchdog
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ExportRequest:
     where: RowFilter | None = None
     order_by: str | None = None
     extra: dict = field(default_factory=dict)  # recorded in the manifest (e.g. the filter's anchor)
+    heartbeat_timeout: float | None = None  # seconds without a batch read or a file written: Stalled
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -92,20 +95,25 @@ def export_table(
 
     written: list[ExportFile] = []
     in_flight: deque[Future] = deque()
-    with ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
+    tag = uuid.uuid4().hex
+    watchdog = Watchdog(f"export of {request.table}", request.heartbeat_timeout, lambda: source.cancel_read(tag))
+    with watchdog, ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
         try:
             chunks = rebatch(
-                source.read_batches(request.table, schema, where, request.order_by),
+                watchdog.beating(source.read_batches(request.table, schema, where, request.order_by, tag)),
                 request.batch_rows,
                 schema.arrow_schema,
             )
             for number, chunk in enumerate(chunks):
+                watchdog.beat()
                 if len(in_flight) >= request.parallel:
                     written.append(in_flight.popleft().result())
+                    watchdog.beat()
                 key = f"{folder}/part-{number:05d}{request.file_format.suffix}"
                 in_flight.append(pool.submit(_write_file, store, key, chunk, request.file_format, schema))
             while in_flight:
                 written.append(in_flight.popleft().result())
+                watchdog.beat()
         except BaseException:
             for future in in_flight:
                 future.cancel()

@@ -66,6 +66,11 @@ class Unloadable:
     reason: str  # ends the refusal's sentence: "... holds inf at key id=4, <reason>"
 
 
+def read_marker(tag: str) -> str:
+    """The comment that marks a read's statement (tags are hex: nothing to escape)."""
+    return f"/* sync_platform read {tag} */ "
+
+
 def key_text(schema: TableSchema, batch: pa.RecordBatch, row: int) -> str:
     """`id=4` (the primary key's values at that row), or `row 5` for a table without one."""
     if not schema.primary_key:
@@ -137,11 +142,14 @@ class SqlDialect(_Complete, ABC, abstract=True):
         """How a column is selected so the driver hands back its canonical value."""
         return self.quote(column.name)
 
-    def select_sql(self, table: TableName, schema: TableSchema, where: Where | None, order_by: str | None) -> Where:
-        """The export's SELECT, as SQL text around the filter's bound values."""
+    def select_sql(self, table: TableName, schema: TableSchema, where: Where | None, order_by: str | None,
+                   tag: str | None = None) -> Where:
+        """The export's SELECT, as SQL text around the filter's bound values; `tag` marks it in the
+        server's list of running statements, so cancel_read can find it."""
         columns = ", ".join(self.select_expression(c) for c in schema.columns)
         tail = f" ORDER BY {self.order_by_sql(order_by, schema)}" if order_by else ""
-        return Where.statement(f"SELECT {columns} FROM {self.qualified(table)}", where, tail)
+        return Where.statement(f"{read_marker(tag) if tag else ''}SELECT {columns} FROM {self.qualified(table)}", where,
+                               tail)
 
     def column_type_sql(self, column: Column) -> str:
         """The SQL type this database gives a column of that kind."""
@@ -374,9 +382,16 @@ class Database(_Complete, ABC, abstract=True):
     # --- bulk I/O -------------------------------------------------------------------------------
     @abstractmethod
     def read_batches(
-        self, table: TableName, schema: TableSchema, where: Where | None = None, order_by: str | None = None
+        self, table: TableName, schema: TableSchema, where: Where | None = None, order_by: str | None = None,
+        tag: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the rows as canonical Arrow batches, never holding the table in memory."""
+        """Stream the rows as canonical Arrow batches, never holding the table in memory. `tag`
+        marks the statement for cancel_read."""
+
+    @abstractmethod
+    def cancel_read(self, tag: str) -> None:
+        """Cancel, on the server, the read whose statement carries `tag` (called from another
+        thread: the stall watchdog); the read then fails with the driver's error."""
 
     @abstractmethod
     def replace_rows(

@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable
+from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable, read_marker
 
 LOAD_LOCK_WAIT_S = 3600  # how long a load waits for another load of the same table
 
@@ -415,12 +415,12 @@ class MySQLDatabase(ServerDatabase):
         return [r[0] for r in rows]
 
     # --- reading -----------------------------------------------------------------------------------
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
         """Streamed by connectorx (Rust, MySQL's binary protocol straight into Arrow): about 9x the
         rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot)."""
         import connectorx as cx
 
-        sql = self.dialect.inline(self.dialect.select_sql(table, schema, where, order_by))
+        sql = self.dialect.inline(self.dialect.select_sql(table, schema, where, order_by, tag))
         url = self.sa_url.set(drivername="mysql").render_as_string(hide_password=False)
         try:
             reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=_READ_BATCH_ROWS,
@@ -431,6 +431,13 @@ class MySQLDatabase(ServerDatabase):
             if type(error).__name__ != "PanicException":  # connectorx panics on values it cannot convert
                 raise
             raise self._unreadable(table, schema, error) from None
+
+    def cancel_read(self, tag: str) -> None:
+        """KILL QUERY on the connection running the read (connectorx's own: found by its marker)."""
+        marker = f"%{read_marker(tag).strip()}%"
+        for (thread_id,) in self.query("SELECT id FROM information_schema.processlist WHERE info LIKE %s "
+                                       "AND id <> CONNECTION_ID()", (marker,)):
+            self.execute_write(Where.statement(f"KILL QUERY {int(thread_id)}", None))
 
     def _unreadable(self, table: TableName, schema: TableSchema, error: BaseException) -> Exception:
         """Name the column behind a value connectorx could not convert: in practice a zero date."""

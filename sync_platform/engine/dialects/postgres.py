@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable
+from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable, read_marker
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
 # export, 16 MB -> 255 MB, 64 MB -> 369 MB, at the same speed.
@@ -310,8 +310,8 @@ class PostgresDatabase(ServerDatabase):
             raise
         return conn
 
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
-        statement = self.dialect.select_sql(table, schema, where, order_by)
+    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
+        statement = self.dialect.select_sql(table, schema, where, order_by, tag)
         target = schema.arrow_schema
         conn = self._adbc()
         try:
@@ -329,6 +329,11 @@ class PostgresDatabase(ServerDatabase):
                 yield pa.RecordBatch.from_arrays(arrays, schema=target)
         finally:
             conn.close()
+
+    def cancel_read(self, tag: str) -> None:
+        with self._connect() as conn:
+            conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE %s "
+                         "AND pid <> pg_backend_pid()", (f"%{read_marker(tag).strip()}%",))
 
     def _refusal(self, table: TableName, schema: TableSchema, file: LoadFile, error: Exception) -> LoadFailed:
         """COPY refused a value: name its column and key (the file is read again, only on failure)."""

@@ -264,6 +264,7 @@ class SQLiteDatabase(Database):
         if not database or database == ":memory:":
             raise ValueError(f"SQLite URL {url!r} must name a database file (sqlite:///path/to/file.db)")
         self.path = Path(database)
+        self._reads: dict[str, sqlite3.Connection] = {}  # tag -> connection of a read in progress
 
     @property
     def label(self) -> str:
@@ -332,18 +333,26 @@ class SQLiteDatabase(Database):
         primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
         return TableSchema(columns=columns, primary_key=primary_key)
 
-    def read_batches(self, table, schema, where=None, order_by=None) -> Iterator[pa.RecordBatch]:
+    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
         readers = [_reader(c) for c in schema.columns]
         conn = self._connect(readonly=True)
+        if tag:
+            self._reads[tag] = conn
         try:
-            cursor = conn.execute(*self.dialect.render(self.dialect.select_sql(table, schema, where, order_by)))
+            cursor = conn.execute(*self.dialect.render(self.dialect.select_sql(table, schema, where, order_by, tag)))
             while rows := cursor.fetchmany(_READ_BATCH_ROWS):
                 columns = list(zip(*rows))
                 yield pa.RecordBatch.from_arrays(
                     [read(list(values)) for read, values in zip(readers, columns)], schema=schema.arrow_schema
                 )
         finally:
+            self._reads.pop(tag, None)
             conn.close()
+
+    def cancel_read(self, tag: str) -> None:
+        conn = self._reads.get(tag)
+        if conn is not None:
+            conn.interrupt()  # thread-safe: the running statement fails with "interrupted"
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         conn = self._with_diff_functions(self._connect(readonly=True))
