@@ -1,8 +1,8 @@
 """The spec's heartbeat_timeout: a stage that makes no progress for that many seconds is stopped.
 
 A stage's loop calls beat() at each unit of progress (a batch read, a file written). A timer thread
-watches the silence; past the timeout it calls `cancel` once, which cancels the stage's query on
-the database server (a hung query, a lock wait, a dead network path all end there, not only on our
+watches the silence; past the timeout it calls `cancel`, which cancels the stage's query on the
+database server (a hung query, a lock wait, a dead network path all end there, not only on our
 side), and the stage then fails with Stalled naming the stage and the silence instead of the
 driver's "canceling statement due to user request"."""
 
@@ -37,8 +37,8 @@ class Watchdog:
     def _watch(self) -> None:
         while not self._done.wait(min(1.0, self.timeout / 4)):
             if self.fired or time.monotonic() - self._last > self.timeout:
-                # Again at each look until the stage ends: a driver may run more than one statement
-                # (connectorx probes the query's schema before streaming it).
+                # Again at each look until the stage ends: a statement may start after the first
+                # cancel (a driver's next statement), and it must not run on either.
                 self.fired = True
                 self._cancel()
 
