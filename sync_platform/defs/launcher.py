@@ -6,7 +6,8 @@ process tree, a lost host) reports nothing, and the launcher cannot say whether 
 so the run stayed STARTED forever. This launcher is the DefaultRunLauncher plus a health check:
 the worker's pid is the one that wrote the run's RUN_START event; when the code server runs on
 this host, a pid that no longer exists is a dead worker, and run monitoring marks the run failed
-(a pid the system has given to a new process meanwhile reads alive: max_runtime bounds that). Code servers on other hosts are not judged here: their runs are bounded by
+(a pid the system has given to a new process meanwhile reads alive: max_runtime bounds that).
+Code servers on other hosts are not judged here: their runs are bounded by
 `dagster/max_runtime` (deploy/dagster.yaml's max_runtime_seconds), or by a launcher of the
 platform they run on (K8sRunLauncher checks its pods itself).
 """
