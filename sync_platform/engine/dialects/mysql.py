@@ -473,6 +473,7 @@ class MySQLDatabase(ServerDatabase):
                 created = not self.table_exists(table)
                 into = self._staging(table) if created else table
                 if created:
+                    sql.create_table_sql(table, schema)  # a refusal (e.g. a key too long) names the target
                     cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(into)}")  # a killed first load's
                     cursor.execute(sql.create_table_sql(into, schema))
                 conn.begin()
