@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .engine.columns import TableName, TableSchema
 from .engine.dialects import Database
-from .engine.load import target_problems
+from .engine.load import target_problem
 from .errors import SyncPlatformError, UnknownName
 
 
@@ -57,8 +57,8 @@ def check_before_writing(table, source_schema: TableSchema, target: Database) ->
     schema_problem = target_schema_problem(target, name)
     if schema_problem:
         problems.append(schema_problem)
-    else:
-        problems += [f"target: {p}" for p in target_problems(target, name, source_schema)]
+    elif table_problem := target_problem(target, name, source_schema):
+        problems.append(f"target: {table_problem}")
     if problems:
         raise PreflightRefused(f"{table.source.table} -> {table.target.table}: refused before writing anything: "
                                + "; ".join(problems))

@@ -31,7 +31,7 @@ from ..engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THR
 from ..engine.filters import Condition
 from ..engine.formats import CSV_COMPRESSIONS, FORMATS
 from ..engine.stores import STORES
-from ..engine.stores.s3 import bucket_name_problem
+from ..engine.stores.s3 import BucketName
 from ..errors import UnknownName
 from . import cron as crontab
 from .where import validate_custom_where
@@ -104,7 +104,7 @@ class RunConfig(Model):
     bisection_factor: int | None = Field(None, ge=2)
     verbose: bool = False
     s3_config_id: str | None = None
-    s3_config_bucket: str | None = None
+    s3_config_bucket: BucketName | None = None
     mppsql_server_name: str | None = None
     # A file is built in memory before it is written: bounded, as Sling and dlt bound theirs.
     export_batch_rows: int = Field(100_000, ge=1, le=MAX_EXPORT_BATCH_ROWS)
@@ -115,11 +115,6 @@ class RunConfig(Model):
     enable_pk_duplicate_detect: bool = True
     source_timezone: str = "Asia/Shanghai"
     import_order_by: str | None = None
-
-    @field_validator("s3_config_bucket")
-    @classmethod
-    def _valid_bucket(cls, bucket: str | None) -> str | None:
-        return _bucket_override(bucket)
 
     @field_validator("key_columns", "extra_columns", mode="before")
     @classmethod
@@ -174,24 +169,12 @@ class TableRef(Model):
         return TableName.parse(self.table)
 
 
-def _bucket_override(bucket: str | None) -> str | None:
-    problem = bucket and bucket_name_problem(bucket)
-    if problem:
-        raise ValueError(problem)
-    return bucket
-
-
 class StoreRef(Model):
     """Where a task's export files go: an S3 config id (or local store id) and a bucket override."""
 
     s3_config_id: str | None = None
-    s3_config_bucket: str | None = None
+    s3_config_bucket: BucketName | None = None
     csv_compression: Literal[CSV_COMPRESSIONS] = "zstd"
-
-    @field_validator("s3_config_bucket")
-    @classmethod
-    def _valid_bucket(cls, bucket: str | None) -> str | None:
-        return _bucket_override(bucket)
 
 
 class ConditionConfig(Model):

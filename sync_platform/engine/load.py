@@ -84,27 +84,28 @@ def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, as_text
                 raise
 
 
-def target_problems(target: Database, table: TableName, schema: TableSchema) -> list[str]:
-    """Why an existing target table cannot take the export of `schema`: exported columns it lacks
-    (extra target columns stay NULL), or columns of a type that cannot hold the source's."""
+def target_problem(target: Database, table: TableName, schema: TableSchema) -> str | None:
+    """Why an existing target table cannot take the export of `schema` (None: it can, or it does not
+    exist yet): exported columns it lacks (extra target columns stay NULL), or columns of a type
+    that cannot hold the source's."""
     if not target.table_exists(table):
-        return []
+        return None
     existing = target.reflect(table)
     missing = [name for name in schema.names if name not in existing.names]
     if missing:
-        return [f"target table {table} lacks the exported columns {missing}; its columns are {existing.names}. "
-                "Add them or drop the target table to let the import create it."]
+        return (f"target table {table} lacks the exported columns {missing}; its columns are {existing.names}. "
+                "Add them or drop the target table to let the import create it.")
     mismatched = [f"{c.name}: {why}" for c in schema.columns if (why := cannot_hold(existing.column(c.name), c))]
     if mismatched:
-        return [f"target table {table} has columns whose types cannot hold the source's ({'; '.join(mismatched)}); "
-                "alter them, or drop the target table to let the import create it"]
-    return []
+        return (f"target table {table} has columns whose types cannot hold the source's ({'; '.join(mismatched)}); "
+                "alter them, or drop the target table to let the import create it")
+    return None
 
 
 def check_target_columns(target: Database, table: TableName, schema: TableSchema) -> None:
-    problems = target_problems(target, table, schema)
-    if problems:
-        raise LoadFailed(problems[0])
+    problem = target_problem(target, table, schema)
+    if problem:
+        raise LoadFailed(problem)
 
 
 def import_export(

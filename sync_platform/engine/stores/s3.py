@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, SecretStr, model_validator
 
 from .base import ObjectStore, StoreConfigModel, StoreError
 
@@ -30,25 +30,28 @@ def bucket_name_problem(bucket: str) -> str | None:
             "starting and ending with a letter or digit")
 
 
+def _allowed_bucket(bucket: str) -> str:
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise ValueError(problem)
+    return bucket
+
+
+# A bucket name, refused at validation when S3 would refuse it: the S3 config's and a task's override.
+BucketName = Annotated[str, AfterValidator(_allowed_bucket)]
+
+
 class S3StoreConfig(StoreConfigModel):
     """An S3 connection config of the spec: endpoint, region, default bucket, credentials."""
 
     type: Literal["s3"] = "s3"
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    bucket: str
+    bucket: BucketName
     prefix: str = ""
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     path_style: bool = True  # path-style addressing works with every S3-compatible endpoint
-
-    @field_validator("bucket")
-    @classmethod
-    def _valid_bucket(cls, bucket: str) -> str:
-        problem = bucket_name_problem(bucket)
-        if problem:
-            raise ValueError(problem)
-        return bucket
 
     @model_validator(mode="after")
     def _both_keys_or_none(self) -> S3StoreConfig:
