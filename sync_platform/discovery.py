@@ -1,8 +1,8 @@
 """The table lists of whole-database tasks: discovered from the source only when an operator asks
-(`sync-platform refresh-tables`, or once when no list is cached yet), then read from a file, so
-loading definitions or starting a run never queries the source.
+(`sync-platform refresh-tables`, or once when no list is stored yet), then read from the task's
+store, so loading definitions or starting a run never queries the source.
 
-A cached list records which source it came from (datasource URL without its password, and the
+A stored list records which source it came from (datasource URL without its password, and the
 schema); a list from another source is refused, and one older than the task's
 table_list_max_age_days is reported stale (still used)."""
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from .config.loader import platform_home
 from .config.models import DatabaseToDatabaseTask, SyncConfig
 from .engine import database_for
+from .engine.stores import ObjectStore
 from .errors import SyncPlatformError
 
 
@@ -66,43 +66,48 @@ def check_names_hold(task: str, tables: list[str], max_length: int | None) -> No
         )
 
 
-class TableListCache:
-    """One JSON file per task under <platform home>/discovery/<config name>-<hash of its path>/."""
+class TableLists:
+    """The lists, kept in each task's own store under
+    `_sync_platform/table_lists/<task>/<digest of the source identity>.json`: every host of a
+    deployment (code server, run workers, the CLI) reads the same list, and two configurations that
+    share a bucket, or one task moved to another source, never read each other's list."""
 
-    def __init__(self, directory: Path, config_path: str | os.PathLike):
-        self.directory = directory
+    PREFIX = "_sync_platform/table_lists"
+
+    def __init__(self, store_of: Callable[[DatabaseToDatabaseTask], ObjectStore], config_path: str | os.PathLike):
+        self.store_of = store_of  # the store a task's exports go to
         self.config_path = str(config_path)
 
-    @classmethod
-    def for_config(cls, config_path: str | os.PathLike) -> TableListCache:
-        resolved = Path(config_path).resolve()
-        digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
-        return cls(platform_home() / "discovery" / f"{resolved.stem}-{digest}", resolved)
+    def key(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> str:
+        digest = hashlib.sha256(source_identity(config, task).encode()).hexdigest()[:16]
+        return f"{self.PREFIX}/{task.name}/{digest}.json"
 
-    def path(self, task: str) -> Path:
-        return self.directory / f"{task}.json"
+    def location(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> str:
+        return self.store_of(task).url(self.key(config, task))
 
-    def cached_tables(self, task: str) -> set[str] | None:
-        """The tables last cached for the task, whatever their source; None if never discovered."""
-        path = self.path(task)
-        return set(json.loads(path.read_text())["tables"]) if path.exists() else None
+    def exists(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> bool:
+        return self.store_of(task).exists(self.key(config, task))
+
+    def _load(self, store: ObjectStore, key: str) -> DiscoveredTables:
+        data = json.loads(store.get(key))
+        return DiscoveredTables(
+            data["task"], data["source"], tuple(data["tables"]), datetime.fromisoformat(data["discovered_at"])
+        )
 
     def read(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> DiscoveredTables:
-        path = self.path(task.name)
+        store, key = self.store_of(task), self.key(config, task)
+        if store.exists(key):
+            return self._load(store, key)
         hint = refresh_hint(task.name, self.config_path)
-        if not path.exists():
+        others = [k for k in store.list(f"{self.PREFIX}/{task.name}") if k.endswith(".json")]
+        if others:
             raise TablesNotDiscovered(
-                f"task {task.name!r} (copy_mode whole_database): its table list has not been discovered yet "
-                f"(no {path}); run `{hint}`"
+                f"task {task.name!r}: the stored table list came from {self._load(store, others[-1]).source}, but the "
+                f"task now reads {source_identity(config, task)}; run `{hint}`"
             )
-        data = json.loads(path.read_text())
-        if data["source"] != source_identity(config, task):
-            raise TablesNotDiscovered(
-                f"task {task.name!r}: the cached table list came from {data['source']}, but the task now reads "
-                f"{source_identity(config, task)}; run `{hint}`"
-            )
-        return DiscoveredTables(
-            task.name, data["source"], tuple(data["tables"]), datetime.fromisoformat(data["discovered_at"])
+        raise TablesNotDiscovered(
+            f"task {task.name!r} (copy_mode whole_database): its table list has not been discovered yet "
+            f"(no {store.url(key)}); run `{hint}`"
         )
 
     def stale_message(self, task: DatabaseToDatabaseTask, discovered: DiscoveredTables) -> str | None:
@@ -115,7 +120,8 @@ class TableListCache:
         )
 
     def refresh(self, config: SyncConfig, task: DatabaseToDatabaseTask) -> DiscoveredTables:
-        """Query the source for its tables and write the list (atomically)."""
+        """Query the source for its tables and store the list (one put: readers see the old list
+        or the new one)."""
         def database(side):
             return database_for(
                 config.datasources[side.datasource].url.get_secret_value(), timezone=task.run_config.source_timezone
@@ -129,15 +135,9 @@ class TableListCache:
         if not tables:
             raise ValueError(f"task {task.name!r}: {source_identity(config, task)} has no tables")
         check_names_hold(task.name, tables, database(task.target).dialect.max_identifier_length)
-        discovered = DiscoveredTables(
-            task.name, source_identity(config, task), tuple(tables), datetime.now(UTC)
-        )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path(task.name)
-        partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps({
+        discovered = DiscoveredTables(task.name, source_identity(config, task), tuple(tables), datetime.now(UTC))
+        self.store_of(task).put(self.key(config, task), json.dumps({
             "task": task.name, "source": discovered.source, "tables": list(tables),
             "discovered_at": discovered.discovered_at.isoformat(),
-        }, indent=1))
-        partial.replace(path)
+        }, indent=1).encode())
         return discovered

@@ -22,7 +22,7 @@ from .config.models import (
     TaskBase,
 )
 from .config.where import validate_custom_where
-from .discovery import TableListCache, TablesNotDiscovered
+from .discovery import DiscoveredTables, TableLists, TablesNotDiscovered
 from .engine import (
     Database,
     ExportRequest,
@@ -38,7 +38,7 @@ from .engine.columns import TableSchema
 from .engine.dialects import DATABASES
 from .engine.diff import DiffOptions, DiffResult, Side, diff
 from .engine.diff.values import DEFAULT_BISECTION_FACTOR, DEFAULT_BISECTION_THRESHOLD
-from .engine.errors import CleanupRefused, ExportIncomplete, QueryTimeout
+from .engine.errors import CleanupRefused, ExportIncomplete, QueryTimeout, StoreError
 from .engine.filters import (
     Condition,
     RowFilter,
@@ -102,31 +102,41 @@ class TaskLeftOut(SyncPlatformError):
 
 
 class Platform:
-    def __init__(self, config: SyncConfig, table_lists: TableListCache | None = None, broken: list[BrokenTask] = ()):
+    def __init__(self, config: SyncConfig, config_path: str | os.PathLike = "sync.yaml",
+                 broken: list[BrokenTask] = ()):
         self.config = config
-        self.table_lists = table_lists
+        self.table_lists = TableLists(self.task_store, config_path)
+        self.discovered: dict[str, DiscoveredTables] = {}  # the whole_database lists read, by task
         self.broken = {task.name: task for task in broken}  # tasks left out: not valid on their own
 
     @classmethod
     def from_file(cls, config_path: str | os.PathLike) -> Platform:
         """The valid tasks of that file (a broken task does not stop the others; `broken` says
-        why each is left out), with the table lists cached for it."""
+        why each is left out)."""
         config, broken = load_valid_tasks(config_path)
-        return cls(config, TableListCache.for_config(config_path), broken)
+        return cls(config, config_path, broken)
 
     @cached_property
     def table_syncs(self) -> dict[str, list[TableSync]]:
-        return {
-            task.name: self._subtasks(task) if isinstance(task, DatabaseToDatabaseTask) else [self._table_sync(task)]
-            for task in self.config.tasks
-        }
+        """The tables of each task. A whole_database task whose table list cannot be read (never
+        discovered, from another source, its store unreachable) joins `broken` with the reason:
+        it alone is left out."""
+        syncs = {}
+        for task in self.config.tasks:
+            try:
+                syncs[task.name] = (
+                    self._subtasks(task) if isinstance(task, DatabaseToDatabaseTask) else [self._table_sync(task)]
+                )
+            except (TablesNotDiscovered, StoreError, ValueError) as error:
+                self.broken[task.name] = BrokenTask(task.name, (one_line(error),))
+        return syncs
 
     def _table_sync(self, task: TaskBase, **fields) -> TableSync:
         defaults = dict(source=getattr(task, "source", None), target=getattr(task, "target", None),
                         run_config=task.run_config, filters=task.filters, partition=getattr(task, "partition", None))
         return TableSync(
             task=task.name,
-            store_id=task.s3_config_id or next(iter(self.config.s3_configs), None),
+            store_id=self._store_id(task),
             bucket=task.s3_config_bucket,
             csv_compression=task.store.csv_compression,
             **{**defaults, **fields},
@@ -136,9 +146,8 @@ class Platform:
         """The task's source tables: its list, or the cached discovery of the whole schema."""
         if task.copy_mode == "tables":
             return [t.source for t in task.tables]
-        if self.table_lists is None:
-            raise TablesNotDiscovered(f"task {task.name!r}: no table list cache given for copy_mode whole_database")
-        discovered = self.table_lists.read(self.config, task).tables
+        self.discovered[task.name] = self.table_lists.read(self.config, task)
+        discovered = self.discovered[task.name].tables
         named = {t.source for t in task.tables} | set(task.exclude)
         unknown = sorted(named - set(discovered))
         if unknown:
@@ -221,6 +230,27 @@ class Platform:
 
     def store(self, table: TableSync) -> ObjectStore:
         return self.store_for(table.store_id, table.bucket)
+
+    def task_store(self, task: TaskBase) -> ObjectStore:
+        """The store the task's exports (and a whole_database task's table list) go to."""
+        return self.store_for(self._store_id(task), task.s3_config_bucket)
+
+    def leave_out_one_host_stores(self, launcher: str) -> None:
+        """Under a run launcher that starts runs on other hosts (`launcher`, its name), leave out
+        each task whose store is a folder of one host, saying why."""
+        for name in list(self.table_syncs):
+            store_id = self._store_id(self.config.task(name))
+            if STORES.get_value(self.config.s3_configs[store_id].type).one_host:
+                del self.table_syncs[name]
+                self.broken[name] = BrokenTask(name, (
+                    f"task {name!r}: its store {store_id!r} is a folder of one host (type: local), but this Dagster "
+                    f"instance launches runs with {launcher}, which starts them on other hosts: an export written by "
+                    "one run would not be where the import, the checks and the CLI look for it. Give the task an s3 "
+                    "store.",
+                ))
+
+    def _store_id(self, task: TaskBase) -> str | None:
+        return task.s3_config_id or next(iter(self.config.s3_configs), None)
 
     def store_for(self, store_id: str, bucket: str | None = None) -> ObjectStore:
         if store_id not in self.config.s3_configs:

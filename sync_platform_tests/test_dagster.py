@@ -152,3 +152,15 @@ def test_an_invalid_task_is_shown_in_place_of_its_job_and_the_location_loads(tmp
         env={**__import__("os").environ, "SYNC_PLATFORM_CONFIG": str(bad)},
     )
     assert loaded.returncode == 0, loaded.stderr
+
+
+def test_the_code_location_refuses_to_load_without_a_configuration():
+    """A code server whose SYNC_PLATFORM_CONFIG got lost must not serve (and schedule) the demo."""
+    dagster = str(Path(sys.executable).parent / "dagster")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "SYNC_PLATFORM_CONFIG"}
+    loaded = subprocess.run([dagster, "definitions", "validate", "-m", "sync_platform.defs.location"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert loaded.returncode != 0
+    assert "SYNC_PLATFORM_CONFIG is not set, so the code location does not know which tasks to load" in (
+        loaded.stdout + loaded.stderr)
+    assert "demo_orders" not in loaded.stdout + loaded.stderr

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,12 +24,12 @@ from sync_platform.config import ConfigError, load_config
 from sync_platform.defs import naming
 from sync_platform.defs.location import build_definitions
 from sync_platform.defs.status import StatusReader
-from sync_platform.discovery import TableListCache, TablesNotDiscovered
 from sync_platform.platform import Platform
 
 from .conftest import (
     fresh_pg_database,
     running_ui,
+    s3_store_config,
     ui_launch,
     ui_reexecute_from_failure,
     ui_terminate,
@@ -287,40 +290,95 @@ def test_status_command_prints_one_row_per_table(tmp_path, capsys):
     assert lines[-1] == "shop: 2 tables, 1 completed, 1 created"
 
 
+def job_assets(defs, job: str) -> set:
+    return defs.resolve_job_def(job).asset_layer.asset_graph.get_all_asset_keys()
+
+
+def _invalid_job_description(defs, job: str) -> str:
+    description = defs.resolve_job_def(job).description
+    assert description.startswith("INVALID TASK, left out of the code location:"), description
+    return description
+
+
 def test_whole_database_needs_a_discovered_table_list(tmp_path):
+    """A missing or foreign list leaves only its task out (its job says why); the others load."""
     source = _sqlite_shop(tmp_path / "shop.db")
     task = database_task("shop", "src", "dst", "whole_database", exclude=["audit_log"])
-    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
-    with pytest.raises(
-        TablesNotDiscovered,
-        match=r"task 'shop' \(copy_mode whole_database\): its table list has not "
-        r"been discovered yet .*run `sync-platform refresh-tables shop --config",
-    ):
-        build_definitions(config)
+    listed = database_task("listed", "src", "dst", "tables", tables=[{"source": "orders", "target": "orders_2"}])
+    config = write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task, listed)
+    with pytest.warns(UserWarning, match="task 'shop' is not valid and was left out"):
+        defs = build_definitions(config)
+    assert re.search(r"task 'shop' \(copy_mode whole_database\): its table list has not been discovered yet \(no "
+                     r"file://.*/exports/_sync_platform/table_lists/shop/\w+\.json\); run `sync-platform "
+                     r"refresh-tables shop --config", _invalid_job_description(defs, "shop_sync"))
+    assert dg.AssetKey(["listed", "orders_2"]) in job_assets(defs, "listed_sync")
     assert cli(["refresh-tables", "shop", "--config", str(config)]) == 0
     assert [t.source.table for t in Platform.from_file(config).table_syncs["shop"]] == ["customers", "orders"]
 
     # Loading the definitions does not touch the source: it works with the source gone.
     os.rename(tmp_path / "shop.db", tmp_path / "gone.db")
-    assert len(build_definitions(config).resolve_job_def("shop_sync").asset_layer.asset_graph.get_all_asset_keys()) == 6
+    keys = build_definitions(config).resolve_job_def("shop_sync").asset_layer.asset_graph.get_all_asset_keys()
+    assert len([key for key in keys if key.path[0] == "shop"]) == 6
 
-    # The same file pointing at another source: its cached list is refused.
-    write(tmp_path, {"src": f"sqlite:///{tmp_path}/gone.db", "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
-    with pytest.raises(
-        TablesNotDiscovered, match="the cached table list came from sqlite:///.*shop.db.* but the task now reads"
-    ):
-        build_definitions(config)
+    # The same file pointing at another source: the stored list is refused, naming both sources.
+    write(tmp_path, {"src": f"sqlite:///{tmp_path}/gone.db", "dst": f"sqlite:///{tmp_path}/dw.db"}, task, listed)
+    with pytest.warns(UserWarning, match="task 'shop' is not valid"):
+        description = _invalid_job_description(build_definitions(config), "shop_sync")
+    assert re.search("the stored table list came from sqlite:///.*shop.db.* but the task now reads sqlite:///.*gone.db",
+                     description)
 
     # Back on its source, a list older than table_list_max_age_days is reported stale, and used.
-    write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task)
-    cache = TableListCache.for_config(config)
-    data = json.loads(cache.path("shop").read_text())
-    cache.path("shop").write_text(json.dumps({**data, "discovered_at": "2020-01-01T00:00:00+00:00"}))
+    write(tmp_path, {"src": source, "dst": f"sqlite:///{tmp_path}/dw.db"}, task, listed)
+    platform = Platform.from_file(config)
+    store, key = platform.task_store(platform.config.task("shop")), platform.table_lists.key(
+        platform.config, platform.config.task("shop"))
+    store.put(key, json.dumps({**json.loads(store.get(key)), "discovered_at": "2020-01-01T00:00:00+00:00"}).encode())
     with pytest.warns(
         UserWarning, match=r"task 'shop': table list discovered \d+ days ago \(table_list_max_age_days: 7\)"
     ):
         defs = build_definitions(config)
     assert "WARNING: task 'shop': table list discovered" in defs.resolve_job_def("shop_sync").description
+
+
+def test_a_table_list_is_read_by_every_host_from_the_tasks_store(tmp_path, s3_bucket, s3_credentials):
+    """Discovered on one host, the list is in the task's bucket: another host (another home, another
+    path for the same file) loads the task from it without querying the source; a host whose store
+    is unreachable leaves that task out and loads the others."""
+    source = _sqlite_shop(tmp_path / "shop.db")
+    document = {
+        "datasources": {"src": {"url": source}, "dst": {"url": f"sqlite:///{tmp_path}/dw.db"}},
+        "s3_configs": {"exports": s3_store_config(s3_bucket)},
+        "tasks": [database_task("shop", "src", "dst", "whole_database", exclude=["audit_log"]),
+                  database_task("other", "src", "dst", "tables", tables=[{"source": "orders"}])],
+    }
+    here = tmp_path / "host_a" / "sync.yaml"
+    here.parent.mkdir()
+    here.write_text(yaml.safe_dump(document))
+    assert cli(["refresh-tables", "shop", "--config", str(here)]) == 0
+
+    elsewhere = tmp_path / "host_b" / "etc" / "sync.yaml"
+    elsewhere.parent.mkdir(parents=True)
+    elsewhere.write_text(yaml.safe_dump(document))
+    os.rename(tmp_path / "shop.db", tmp_path / "gone.db")  # the second host never reaches the source
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from sync_platform.defs.location import build_definitions; import sys; "
+         "d = build_definitions(sys.argv[1]); "
+         "graph = d.resolve_job_def('shop_sync').asset_layer.asset_graph; "
+         "print(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))",
+         str(elsewhere)],
+        env={**os.environ, "SYNC_PLATFORM_HOME": str(tmp_path / "host_b" / "home"), "HOME": str(tmp_path / "host_b")},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "'shop/customers'" in loaded.stdout and "'shop/orders'" in loaded.stdout and "audit_log" not in loaded.stdout
+
+    unreachable = {**document, "s3_configs": {"exports": s3_store_config(s3_bucket, endpoint_url="http://127.0.0.1:9")}}
+    elsewhere.write_text(yaml.safe_dump(unreachable))
+    with pytest.warns(UserWarning, match="task 'shop' is not valid"):
+        defs = build_definitions(elsewhere)
+    assert re.search(r"S3 lookup of s3://.*/_sync_platform/table_lists/shop/.* failed: endpoint unreachable",
+                     _invalid_job_description(defs, "shop_sync"))
+    assert "INVALID" not in (defs.resolve_job_def("other_sync").description or "")
 
 
 @pytest.mark.parametrize(
@@ -380,8 +438,9 @@ def test_whole_database_refuses_names_the_target_cannot_keep(tmp_path):
                    database_task("db", "src", "dst", "whole_database"))
     with pytest.raises(ValueError, match=rf"cannot keep these source table names in the target: \['{long_name}'\] are "
                                          r"longer than the target's 63-byte limit\. Use copy_mode: tables"):
-        TableListCache.for_config(config).refresh(load_config(config), load_config(config).tasks[0])
-    assert not TableListCache.for_config(config).path("db").exists()
+        Platform(load_config(config), config).table_lists.refresh(load_config(config), load_config(config).tasks[0])
+    lists = Platform(load_config(config), config).table_lists
+    assert not lists.exists(load_config(config), load_config(config).tasks[0])
 
 
 def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):

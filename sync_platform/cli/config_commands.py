@@ -23,11 +23,8 @@ def cmd_validate(args) -> int:
         from ..platform import Platform
 
         platform = Platform.from_file(path)
-        try:
-            tables = platform.all_table_syncs()
-        except SyncPlatformError as error:
-            problems.append(str(error))
-            tables = []
+        tables = platform.all_table_syncs()
+        problems += [problem for broken in platform.broken.values() for problem in broken.problems]
         for table in tables:
             problems += [f"task {table.task!r}: {problem}" for problem in platform.preflight(table)]
     if problems:
@@ -41,13 +38,13 @@ def cmd_validate(args) -> int:
 
 
 def refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> list[str]:
-    """Discover the tables of whole_database tasks (those named, else all) and cache the lists;
+    """Discover the tables of whole_database tasks (those named, else all) and store the lists;
     one line per task."""
     from ..config.models import DatabaseToDatabaseTask
-    from ..discovery import TableListCache
+    from ..platform import Platform
 
     config = load_config(config_path)
-    cache = TableListCache.for_config(config_path)
+    lists = Platform(config, config_path).table_lists
     whole = {
         t.name: t for t in config.tasks if isinstance(t, DatabaseToDatabaseTask) and t.copy_mode == "whole_database"
     }
@@ -57,16 +54,16 @@ def refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> l
     lines = []
     for name in tasks or whole:
         task = whole[name]
-        if missing_only and cache.path(name).exists():
+        if missing_only and lists.exists(config, task):
             continue
-        before = cache.cached_tables(name)
-        discovered = cache.refresh(config, task)
+        before = set(lists.read(config, task).tables) if lists.exists(config, task) else None
+        discovered = lists.refresh(config, task)
         change = ""
         if before is not None:
             added, dropped = sorted(set(discovered.tables) - before), sorted(before - set(discovered.tables))
             change = f"; added {added or 'none'}, dropped {dropped or 'none'}"
         lines.append(f"discovered {len(discovered.tables)} tables for task {name!r} in {discovered.source}{change} "
-                     f"(cache {cache.path(name)})")
+                     f"(stored at {lists.location(config, task)})")
     return lines
 
 

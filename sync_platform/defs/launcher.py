@@ -66,3 +66,14 @@ class MonitoredRunLauncher(DefaultRunLauncher):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         gone = f"the run worker (pid {pid}) is gone: killed, or its host lost it"
         return CheckRunHealthResult(WorkerStatus.FAILED, gone, run_worker_id=str(pid))
+
+
+def launcher_elsewhere_of(launcher) -> str | None:
+    """The launcher's class name when it may start run workers on other hosts than the code
+    server's (K8sRunLauncher, EcsRunLauncher, DockerRunLauncher...); None when runs execute beside
+    the code server (DefaultRunLauncher and its subclasses, in-process runs)."""
+    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+
+    if launcher is None or isinstance(launcher, DefaultRunLauncher | SyncInMemoryRunLauncher):
+        return None  # none configured: the DefaultRunLauncher
+    return type(launcher).__name__

@@ -1,19 +1,21 @@
 """The code location: one job per task (with its cron schedule or immediate sensor), and per synced
 table a source asset, an export asset, an imported-table asset and a blocking data-diff check. A
 task that is not valid is left out and replaced by a job of its name whose description lists its
-problems (the others load and run); a file that cannot be read, or a whole-database task whose table
-list was never discovered, fails the load with its message. Nothing here queries a database."""
+problems (the others load and run), as is a whole-database task whose table list cannot be read;
+only a file that cannot be read fails the load. Nothing here queries a database."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
-from ..config import default_config_path
+from ..config import DEMO_CONFIG
 from ..config.loader import BrokenTask
 from ..config.models import DatabaseToDatabaseTask, TaskBase
+from ..errors import SyncPlatformError
 from ..platform import Platform
 from . import naming
 from .assets import (
@@ -24,6 +26,7 @@ from .assets import (
     build_table_step,
 )
 from .automation import build_archive_sensor, build_immediate_sensor, build_schedule
+from .launcher import launcher_elsewhere_of
 from .operations import build_operation_jobs, table_names
 from .resources import SyncPlatformResource
 from .specs import Kinds, partitions_def_for, table_specs
@@ -49,10 +52,8 @@ def _job(task: TaskBase, description: str) -> dg.UnresolvedAssetJobDefinition:
 
 
 def _table_list_warning(platform: Platform, task: TaskBase) -> str | None:
-    if not isinstance(task, DatabaseToDatabaseTask) or task.copy_mode != "whole_database":
-        return None
-    discovered = platform.table_lists.read(platform.config, task)
-    return platform.table_lists.stale_message(task, discovered)
+    discovered = platform.discovered.get(task.name)
+    return discovered and platform.table_lists.stale_message(task, discovered)
 
 
 def _broken_task_job(index: int, broken: BrokenTask) -> dg.JobDefinition:
@@ -73,14 +74,19 @@ def _broken_task_job(index: int, broken: BrokenTask) -> dg.JobDefinition:
     return placeholder
 
 
-def build_definitions(config_path: str | Path) -> dg.Definitions:
+def build_definitions(config_path: str | Path, launcher_elsewhere: str | None = None) -> dg.Definitions:
+    """`launcher_elsewhere`: the name of the instance's run launcher when it starts runs on other
+    hosts (tasks whose store is a local folder are then left out)."""
     platform = Platform.from_file(config_path)
     config = platform.config
     assets, checks, jobs, schedules, sensors = [], [], [], [], []
+    table_syncs = platform.table_syncs  # first: a task whose table list cannot be read joins the broken
+    if launcher_elsewhere:
+        platform.leave_out_one_host_stores(launcher_elsewhere)
     for index, broken in enumerate(platform.broken.values()):
         warnings.warn(f"task {broken.name!r} is not valid and was left out: {'; '.join(broken.problems)}", stacklevel=1)
         jobs.append(_broken_task_job(index, broken))
-    for task, tables in platform.table_syncs.items():
+    for task, tables in table_syncs.items():
         for table in tables:
             specs = table_specs(table, Kinds(*platform.kinds(table)))
             assets.append(specs.source)
@@ -112,8 +118,31 @@ def build_definitions(config_path: str | Path) -> dg.Definitions:
     )
 
 
+class ConfigNotGiven(SyncPlatformError):
+    """The code location was started without SYNC_PLATFORM_CONFIG."""
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """What the code server loads (`dagster ... -m sync_platform.defs.location`): the file of
-    $SYNC_PLATFORM_CONFIG, else the demo's. Built when Dagster loads the code location, not at import."""
-    return build_definitions(default_config_path())
+    $SYNC_PLATFORM_CONFIG. Never the demo's by default: a deployment whose variable got lost would
+    otherwise show and schedule the demo's tasks. Built when Dagster loads the code location."""
+    path = os.environ.get("SYNC_PLATFORM_CONFIG")
+    if not path:
+        raise ConfigNotGiven(
+            "SYNC_PLATFORM_CONFIG is not set, so the code location does not know which tasks to load: set it to the "
+            f"configuration file in the environment of the code server (for the demo's: {DEMO_CONFIG}). "
+            "`sync-platform ui` and `sync-platform demo` set it themselves."
+        )
+    return build_definitions(path, _launcher_elsewhere())
+
+
+def _launcher_elsewhere() -> str | None:
+    """The instance's run launcher (only the launcher: no storage is reached) when it starts runs
+    on other hosts than this code server's."""
+    from dagster._core.instance.ref import InstanceRef
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return None  # no instance: runs execute in this process (tests, execute_in_process)
+    return launcher_elsewhere_of(InstanceRef.from_dir(home).run_launcher)

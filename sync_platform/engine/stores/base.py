@@ -23,6 +23,7 @@ class ObjectStore(ABC):
 
     Config: ClassVar[type[StoreConfigModel]]
     has_buckets: ClassVar[bool] = False
+    one_host: ClassVar[bool] = False  # only the host that holds it can read it (a local folder)
 
     @classmethod
     @abstractmethod

@@ -19,6 +19,7 @@ class LocalStore(ObjectStore):
     """A folder on the local file system."""
 
     Config = LocalStoreConfig
+    one_host = True
 
     @classmethod
     def from_config(cls, config: LocalStoreConfig, bucket: str | None = None, name: str | None = None) -> LocalStore:

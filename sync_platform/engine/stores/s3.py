@@ -133,18 +133,15 @@ class S3Store(ObjectStore):
     def exists(self, key: str) -> bool:
         import botocore.exceptions
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
-        except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                return False
-            return (
-                self._call(
-                    f"lookup of {self.url(key)}", self.client.head_object, Bucket=self.bucket, Key=self._key(key)
-                )
-                is not None
-            )
+        def head():
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    return None
+                raise
+
+        return self._call(f"lookup of {self.url(key)}", head) is not None
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self.sizes(prefix))
