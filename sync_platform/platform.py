@@ -5,7 +5,7 @@ CLI both go through here; neither talks to the engine directly."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -95,6 +95,10 @@ class TableSync:
                 f"task {self.task!r} is partitioned by {self.partition.column}: give a partition key"
             )
         return partition_window(self.partition.column, self.partition.granularity, partition_key)
+
+
+class ExportReplaced(SyncPlatformError):
+    """The export an import was to load was replaced by another writer's since."""
 
 
 class TaskLeftOut(SyncPlatformError):
@@ -308,9 +312,11 @@ class Platform:
 
     # --- the three stages ------------------------------------------------------------------------
     def export(
-        self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None
+        self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None,
+        writer: str | None = None,
     ) -> ExportResult:
-        """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now."""
+        """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now.
+        `writer`: who exports (e.g. the run), recorded in the folder's lease and the manifest."""
         rc = table.run_config
         anchor = anchor or self.now(table)
         request = ExportRequest(
@@ -325,15 +331,23 @@ class Platform:
             where=self.row_filter(table, "source", anchor, partition_key),
             extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
             heartbeat_timeout=rc.heartbeat_timeout,
+            **({"writer": writer} if writer else {}),
         )
         schema = self.check_before_writing(table)
         return export_table(self.database(table.source, rc), self.store(table), request, schema)
 
-    def load(self, table: TableSync, partition_key: str | None = None) -> ImportResult:
+    def load(self, table: TableSync, partition_key: str | None = None, writers: Collection[str] = ()) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)
-        by the export: other partitions and rows outside the filter stay untouched."""
+        by the export: other partitions and rows outside the filter stay untouched. `writers`: when
+        given, the export must be one of theirs (the run's own export, not one written since)."""
         store, folder = self.store(table), table.export_folder(partition_key)
         manifest = read_manifest(store, folder)  # no export, no import: ExportIncomplete says so
+        if writers and manifest.writer not in writers:
+            raise ExportReplaced(
+                f"the export at {store.url(folder)} was written by {manifest.writer or 'an older version'} at "
+                f"{manifest.created_at}, not by {' / '.join(dict.fromkeys(writers))}, which exported it for this "
+                "import: another run replaced it since. Nothing was loaded; run the task again"
+            )
         where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
         return import_export(
             self.database(table.target, table.run_config), store, folder, table.target.table_name, where, manifest

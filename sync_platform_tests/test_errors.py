@@ -88,7 +88,8 @@ def test_s3_bucket_override_is_used(tmp_path, s3_bucket, s3_credentials):
     result = platform.export(platform.table_sync("copy"))
     assert result.location == f"s3://{other}/exports/copy/orders/full"
     keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=other)["Contents"]]
-    assert keys == ["exports/copy/orders/full/manifest.json", "exports/copy/orders/full/part-00000.csv.zst"]
+    assert keys == ["exports/_sync_platform/writers/copy/orders/full.json",  # the folder's writer lease
+                    "exports/copy/orders/full/manifest.json", "exports/copy/orders/full/part-00000.csv.zst"]
     assert S3_KEY_ID not in result.location
 
 

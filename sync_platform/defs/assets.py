@@ -110,12 +110,28 @@ def partition_key_of(context, table: TableSync) -> str | None:
     ))
 
 
+def writer_of(context) -> str:
+    """Who an export is written by, in its folder's lease and its manifest."""
+    return f"run {context.run.run_id}"
+
+
+def own_export_writers(context, export_key: dg.AssetKey) -> tuple[str, ...]:
+    """Whose export the run's import must load: when the run exports the table itself (or the run
+    it re-executes, or that run's root, did), only theirs, so an export written since by another
+    run is refused; an import-only materialization takes the export that is there."""
+    run = context.run
+    if run.asset_selection is not None and export_key not in run.asset_selection:
+        return ()
+    return tuple(f"run {r}" for r in dict.fromkeys([run.run_id, run.parent_run_id, run.root_run_id]) if r)
+
+
 def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition:
     @dg.multi_asset(name=naming.step_name(specs.export.key), specs=[specs.export], partitions_def=specs.partitions)
     def export(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
         with reported("export", table, key, context):
-            result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key)
+            result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key,
+                                          writer=writer_of(context))
         context.log.info(
             f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}"
         )
@@ -129,7 +145,7 @@ def build_imported_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefini
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
         with reported("import", table, key, context):
-            result = sync.platform.load(table, partition_key=key)
+            result = sync.platform.load(table, partition_key=key, writers=own_export_writers(context, specs.export.key))
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
         return dg.MaterializeResult(metadata=imported_metadata(table, result))
 
@@ -203,7 +219,7 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
             stage = "export"
             try:
                 if export_key in selected:
-                    exported = platform.export(table, anchor=anchor, partition_key=key)
+                    exported = platform.export(table, anchor=anchor, partition_key=key, writer=writer_of(context))
                     context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                     yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
                 if specs.export_files.key in checks:
@@ -212,7 +228,8 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                                                   partition=key, **files)
                 stage = "import"
                 if imported_key in selected:
-                    loaded = platform.load(table, partition_key=key)
+                    loaded = platform.load(table, partition_key=key, writers=(
+                        (writer_of(context),) if export_key in selected else ()))
                     context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
                     yield dg.AssetMaterialization(
                         imported_key, partition=key, metadata=imported_metadata(table, loaded)

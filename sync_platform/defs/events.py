@@ -45,6 +45,7 @@ def imported_metadata(table: TableSync, result: ImportResult) -> dict:
         "rows_per_s": _rate(result.rows, result.seconds),
         "target_table": f"{table.target.datasource}.{table.target.table}",
         "export_created_at": result.manifest.created_at,
+        "export_writer": result.manifest.writer,
         "dagster/column_schema": _column_schema(result.manifest.schema),
     }
 

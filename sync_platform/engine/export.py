@@ -10,6 +10,7 @@ both release the GIL. At most `parallel` files are in flight, so memory stays at
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import uuid
 from collections import deque
@@ -24,6 +25,7 @@ from .columns import TableName, TableSchema
 from .dialects import Database
 from .filters import RowFilter
 from .formats import FileFormat
+from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
 from .stores import ObjectStore
 from .watchdog import Watchdog
@@ -41,6 +43,7 @@ class ExportRequest:
     order_by: str | None = None
     extra: dict = field(default_factory=dict)  # recorded in the manifest (e.g. the filter's anchor)
     heartbeat_timeout: float | None = None  # seconds without a batch read or a file written: Stalled
+    writer: str = field(default_factory=lambda: f"process {os.getpid()}")  # who writes: in lease and manifest
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -89,10 +92,33 @@ def export_table(
     where = request.where.where(schema, source.dialect.quote) if request.where else None  # checks columns, values
     query = str(source.dialect.select_sql(request.table, schema, where, request.order_by))
     folder = request.folder
-    # Remove the old manifest first: until the new one is written the export reads as incomplete.
-    store.delete([manifest_key(folder)])
-    previous_files = set(store.list(folder))
+    with WriterLease(store, folder, request.writer) as lease:
+        # Remove the old manifest first: until the new one is written the export reads as incomplete.
+        store.delete([manifest_key(folder)])
+        previous_files = set(store.list(folder))
+        written = _write_files(source, store, request, schema, where, lease)
+        current = {f"{folder}/{f.name}" for f in written}
+        store.delete(sorted(previous_files - current - {manifest_key(folder)}))
+        manifest = Manifest(
+            task=request.task,
+            source_table=str(request.table),
+            source_query=query,
+            file_format=request.file_format.name,
+            schema=schema,
+            files=tuple(written),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            order_by=request.order_by,
+            extra=dict(request.extra),
+            writer=request.writer,
+        )
+        lease.renew()  # a conditional write: the lease is still ours, so no newer export is overwritten
+        store.put(manifest_key(folder), manifest.to_json().encode())
+    return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started)
 
+
+def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
+                 lease: WriterLease) -> list[ExportFile]:
+    """Read the table and write its files, `parallel` at a time; the files written, in order."""
     written: list[ExportFile] = []
     in_flight: deque[Future] = deque()
     tag = uuid.uuid4().hex
@@ -106,10 +132,11 @@ def export_table(
             )
             for number, chunk in enumerate(chunks):
                 watchdog.beat()
+                lease.check()  # a writer whose lease was taken writes no further file
                 if len(in_flight) >= request.parallel:
                     written.append(in_flight.popleft().result())
                     watchdog.beat()
-                key = f"{folder}/part-{number:05d}{request.file_format.suffix}"
+                key = f"{request.folder}/part-{number:05d}{request.file_format.suffix}"
                 in_flight.append(pool.submit(_write_file, store, key, chunk, request.file_format, schema))
             while in_flight:
                 written.append(in_flight.popleft().result())
@@ -118,19 +145,4 @@ def export_table(
             for future in in_flight:
                 future.cancel()
             raise
-
-    current = {f"{folder}/{f.name}" for f in written}
-    store.delete(sorted(previous_files - current - {manifest_key(folder)}))
-    manifest = Manifest(
-        task=request.task,
-        source_table=str(request.table),
-        source_query=query,
-        file_format=request.file_format.name,
-        schema=schema,
-        files=tuple(written),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        order_by=request.order_by,
-        extra=dict(request.extra),
-    )
-    store.put(manifest_key(folder), manifest.to_json().encode())
-    return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started)
+    return written

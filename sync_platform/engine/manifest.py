@@ -32,6 +32,7 @@ class Manifest:
     created_at: str
     order_by: str | None = None
     extra: dict = field(default_factory=dict)
+    writer: str = ""  # who wrote the export (a run, a process): an import can insist on its own run's
 
     @property
     def rows(self) -> int:
@@ -51,6 +52,7 @@ class Manifest:
                 "file_format": self.file_format,
                 "order_by": self.order_by,
                 "created_at": self.created_at,
+                "writer": self.writer,
                 "rows": self.rows,
                 "bytes": self.bytes,
                 "columns": self.schema.to_dict()["columns"],
@@ -76,6 +78,7 @@ class Manifest:
             created_at=data["created_at"],
             order_by=data.get("order_by"),
             extra=data.get("extra", {}),
+            writer=data.get("writer", ""),
         )
 
 

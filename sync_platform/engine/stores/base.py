@@ -52,6 +52,16 @@ class ObjectStore(ABC):
     def delete(self, keys: list[str]) -> None: ...
 
     @abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its version tag (an ETag), or None when there is no such object."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        """Write `data` only if the object is still at `version` (None: only if there is no
+        object): the new version, or None when someone else wrote first. The one primitive leases
+        need (S3's conditional PUT: If-Match / If-None-Match)."""
+
+    @abstractmethod
     def check(self) -> None:
         """Raise StoreError naming the cause if the store cannot be reached or written."""
 

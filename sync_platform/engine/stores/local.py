@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -52,6 +54,25 @@ class LocalStore(ObjectStore):
             return self._path(key).read_bytes()
         except FileNotFoundError:
             raise StoreError(f"{self.url(key)} does not exist") from None
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The check and the write under one lock: writers of one host (all a local folder has).
+        with open(path.parent / f".{path.name}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self.get_versioned(key)
+            if (current[1] if current else None) != version:
+                return None
+            self.put(key, data)
+            return hashlib.sha256(data).hexdigest()
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -130,6 +130,38 @@ class S3Store(ObjectStore):
         )
         return response["Body"].read()
 
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        import botocore.exceptions
+
+        def get():
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    return None
+                raise
+
+        response = self._call(f"download of {self.url(key)}", get)
+        return None if response is None else (response["Body"].read(), response["ETag"])
+
+    def put_if(self, key: str, data: bytes, version: str | None) -> str | None:
+        import botocore.exceptions
+
+        condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
+
+        def put():
+            try:
+                return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+            except botocore.exceptions.ClientError as error:
+                # 412: the condition failed; 409: a concurrent conditional write won; 404: If-Match on a deleted key.
+                if error.response.get("Error", {}).get("Code") in (
+                        "PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"):
+                    return None
+                raise
+
+        response = self._call(f"conditional upload of {self.url(key)}", put)
+        return None if response is None else response["ETag"]
+
     def exists(self, key: str) -> bool:
         import botocore.exceptions
 
