@@ -349,9 +349,9 @@ class Platform:
                 "import: another run replaced it since. Nothing was loaded; run the task again"
             )
         where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
-        return import_export(
-            self.database(table.target, table.run_config), store, folder, table.target.table_name, where, manifest
-        )
+        target = self.database(table.target, table.run_config)
+        target.lock_timeout = table.run_config.heartbeat_timeout  # a load stuck behind another session's lock stops
+        return import_export(target, store, folder, table.target.table_name, where, manifest)
 
     def diff(
         self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None,
@@ -412,6 +412,7 @@ class Platform:
                 "the whole table; give a where, or all_rows: true to mean it"
             )
         source = self.database(table.source, table.run_config)
+        source.lock_timeout = table.run_config.heartbeat_timeout  # a round stuck behind another session's lock stops
         proof = Side(self.database(table.target, table.run_config), table.target.table_name)
         if force and not source.reflect(table.source.table_name).primary_key:
             proof = None

@@ -1,15 +1,20 @@
 """heartbeat_timeout enforced: an export whose source sends nothing for that long is stopped, its
 query cancelled on the server, and fails naming the stage and the silence; nothing reads as
-exported. The source stalls for real: the database sleeps in the source query's WHERE.
+exported. The source stalls for real: the database sleeps in the source query's WHERE. An import
+(every dialect) and a cleanup round waiting that long for a lock another real session holds are
+stopped on the server, their transaction rolled back.
 
 MySQL/MariaDB is not in the matrix: connectorx holds Python's GIL while it waits for the server,
 so no watchdog thread runs until the query returns (README, heartbeat_timeout)."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import contextmanager
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from sync_platform.config import load_config
 from sync_platform.engine import ExportIncomplete, TableName, TableSchema, database_for
@@ -17,7 +22,7 @@ from sync_platform.engine.columns import Column, Kind
 from sync_platform.engine.errors import Stalled
 from sync_platform.platform import Platform
 
-from .conftest import DIALECTS, table_task, write_config
+from .conftest import DIALECTS, dialect_url, table_task, write_config
 from .tables import create_table
 
 # A WHERE that sleeps 30 s on the first row it looks at, in each dialect's SQL, and how the server
@@ -49,3 +54,82 @@ def test_a_stalled_source_is_cancelled_after_heartbeat_timeout(dialect, tmp_path
     with pytest.raises(ExportIncomplete):
         platform.load(table)  # nothing reads as exported
     assert not database_for(f"sqlite:///{tmp_path}/dst.db").table_exists(TableName("items_copy"))
+
+
+@contextmanager
+def _locked(url: str, table: str, dialect: str):
+    """Another session holding a lock the import's clear must wait for, until the block ends."""
+    if dialect == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            yield
+            conn.rollback()
+    elif dialect == "mysql":
+        import pymysql
+
+        u = make_url(url)
+        conn = pymysql.connect(host=u.host, port=u.port, user=u.username, password=u.password or "",
+                               database=u.database)
+        try:
+            conn.cursor().execute(f"LOCK TABLES {table} WRITE")
+            yield
+        finally:
+            conn.close()
+    else:
+        conn = sqlite3.connect(make_url(url).database, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_import_waiting_on_another_sessions_lock_stops_after_heartbeat_timeout(dialect, tmp_path, request):
+    """The load waits for a lock another session holds on the target (a long report, a manual
+    LOCK TABLE): past heartbeat_timeout the server stops the wait; the target keeps its rows."""
+    target = dialect_url(dialect, "dst", tmp_path, request)
+    schema = TableSchema((Column("id", Kind.INT32, nullable=False), Column("label", Kind.STRING)), ("id",))
+    create_table(f"sqlite:///{tmp_path}/src.db", "items", schema, [{"id": i, "label": f"l{i}"} for i in range(1, 51)])
+    task = table_task("locked", ("src", "items"), ("dst", "items_copy"), "x", heartbeat_timeout=2)
+    config = write_config(tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db", "dst": target},
+                          {"x": {"type": "local", "path": str(tmp_path / "x")}}, [task])
+    platform = Platform(load_config(config))
+    table = platform.table_sync("locked")
+    platform.export(table)
+    platform.load(table)  # the target exists, with the 50 rows
+    before = sorted(database_for(target).query("SELECT id, label FROM items_copy"))
+
+    with _locked(target, "items_copy", dialect):
+        started = time.monotonic()
+        with pytest.raises(Stalled) as stalled:
+            platform.load(table)
+        waited = time.monotonic() - started
+    assert 1.5 < waited < 15, waited
+    assert "waited over 2 s (heartbeat_timeout) for a lock another session holds and was stopped on the server; " \
+           "its transaction rolled back, nothing changed" in str(stalled.value)
+    assert sorted(database_for(target).query("SELECT id, label FROM items_copy")) == before
+    assert platform.load(table).rows == 50  # the lock gone, the same import goes through
+
+
+def test_a_cleanup_round_waiting_on_locked_rows_stops_after_heartbeat_timeout(tmp_path, pg_url):
+    import psycopg
+
+    schema = TableSchema((Column("id", Kind.INT32, nullable=False), Column("label", Kind.STRING)), ("id",))
+    create_table(pg_url, "items", schema, [{"id": i, "label": f"l{i}"} for i in range(1, 51)])
+    task = table_task("clean", ("src", "items"), ("dst", "items_copy"), "x", heartbeat_timeout=2)
+    config = write_config(tmp_path / "sync.yaml", {"src": pg_url, "dst": f"sqlite:///{tmp_path}/dst.db"},
+                          {"x": {"type": "local", "path": str(tmp_path / "x")}}, [task])
+    platform = Platform(load_config(config))
+    table = platform.table_sync("clean")
+    platform.export(table)
+    platform.load(table)
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT * FROM items WHERE id <= 10 FOR UPDATE")  # an application editing rows
+        with pytest.raises(Stalled, match=r"waited over 2 s \(heartbeat_timeout\) for a lock"):
+            platform.clean_source(table, where="id <= 20")
+        holder.rollback()
+    assert database_for(pg_url).count_rows(TableName("items")) == 50  # the round rolled back
+    assert platform.clean_source(table, where="id <= 20").rows_deleted == 20

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..columns import Column, Kind, TableName, TableSchema
-from ..errors import LoadFailed, QueryTimeout, TableNotFound, UnsupportedColumn
+from ..errors import LoadFailed, QueryTimeout, Stalled, TableNotFound, UnsupportedColumn
 from ..filters import Where
 
 _ORDER_TERM = re.compile(r"^\s*(?P<column>\"[^\"]+\"|`[^`]+`|[^\s,]+)(?:\s+(?P<direction>asc|desc))?\s*$", re.I)
@@ -300,6 +300,9 @@ class Database(_Complete, ABC, abstract=True):
     loads_csv_text = False  # replace_rows reads LoadFile.csv_chunks() (else record_batches())
     # Seconds one read-only query() may run before the server cancels it (QueryTimeout); None: no limit.
     statement_timeout: float | None = None
+    # Seconds a write (an import's, a cleanup round's) may wait for a lock another session holds
+    # before the server stops it (Stalled: heartbeat_timeout); None: the database's own limit.
+    lock_timeout: float | None = None
 
     def __init__(self, url: str, timezone: str = "UTC"):
         self.url = url
@@ -313,6 +316,33 @@ class Database(_Complete, ABC, abstract=True):
     @abstractmethod
     def label(self) -> str:
         """The database for messages: kind and URL without its password, or the file."""
+
+    def lock_waited(self) -> Stalled:
+        return Stalled(
+            f"a write on {self.label} waited over {self.lock_timeout:g} s (heartbeat_timeout) for a lock another "
+            "session holds and was stopped on the server; its transaction rolled back, nothing changed. Find the "
+            "session holding the table's locks (PostgreSQL: pg_locks and pg_stat_activity; MySQL: SHOW "
+            "PROCESSLIST), or raise heartbeat_timeout"
+        )
+
+    def _bound_lock_waits(self, connection) -> None:  # noqa: B027 - a database without the setting keeps its own
+        """Apply lock_timeout to the write connection's session (called only when it is set)."""
+
+    def _is_lock_timeout(self, error: BaseException) -> bool:
+        """Whether the error is the server stopping a statement past lock_timeout."""
+        return False
+
+    @contextmanager
+    def bounded_lock_waits(self, connection) -> Iterator[None]:
+        """Within the block, the connection's lock waits end after lock_timeout, as Stalled."""
+        if self.lock_timeout:
+            self._bound_lock_waits(connection)
+        try:
+            yield
+        except Exception as error:
+            if self.lock_timeout and self._is_lock_timeout(error):
+                raise self.lock_waited() from None
+            raise
 
     def timed_out(self) -> QueryTimeout:
         return QueryTimeout(
@@ -343,7 +373,8 @@ class Database(_Complete, ABC, abstract=True):
         BaseException included (a run termination), on a connection of its own."""
         connection = self._write_connection()
         try:
-            yield WriteSession(connection)
+            with self.bounded_lock_waits(connection):
+                yield WriteSession(connection)
             connection.commit()
         except BaseException:
             try:

@@ -378,6 +378,18 @@ class MySQLDatabase(ServerDatabase):
             except pymysql.err.OperationalError:
                 cursor.execute(f"SET SESSION max_execution_time = {int(self.statement_timeout * 1000)}")
 
+    def _bound_lock_waits(self, connection) -> None:
+        """Row locks (InnoDB) and table locks (metadata: LOCK TABLES, DDL) alike; whole seconds."""
+        seconds = max(1, round(self.lock_timeout))
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+            cursor.execute(f"SET SESSION lock_wait_timeout = {seconds}")
+
+    def _is_lock_timeout(self, error: BaseException) -> bool:
+        import pymysql
+
+        return isinstance(error, pymysql.err.OperationalError) and error.args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT
+
     def _fetch(self, connection, sql: str, params: tuple) -> list[tuple]:
         with connection.cursor() as cursor:
             cursor.execute(sql, params or None)
@@ -470,22 +482,24 @@ class MySQLDatabase(ServerDatabase):
                 if cursor.fetchone()[0] != 1:
                     raise LoadFailed(f"another run has been loading {table} for over {LOAD_LOCK_WAIT_S} s (its session "
                                      "holds the table's load lock); try again when it has ended")
-                created = not self.table_exists(table)
-                into = self._staging(table) if created else table
-                if created:
-                    sql.create_table_sql(table, schema)  # a refusal (e.g. a key too long) names the target
-                    cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(into)}")  # a killed first load's
-                    cursor.execute(sql.create_table_sql(into, schema))
-                conn.begin()
-                # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
-                cursor.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(into)}", where)))
-                # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
-                cursor.execute(sql.time_zone_sql("+00:00"))
-                loaded = 0
-                with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
-                    path = os.path.join(folder, "rows.csv")
-                    for file in files:
-                        loaded += self._load_file(cursor, table, schema, file, path, into)
+                # Past the queue of our own loads, a wait for another session's lock is bounded.
+                with self.bounded_lock_waits(conn):
+                    created = not self.table_exists(table)
+                    into = self._staging(table) if created else table
+                    if created:
+                        sql.create_table_sql(table, schema)  # a refusal (e.g. a key too long) names the target
+                        cursor.execute(f"DROP TABLE IF EXISTS {sql.qualified(into)}")  # a killed first load's
+                        cursor.execute(sql.create_table_sql(into, schema))
+                    conn.begin()
+                    # The clear's bounds are wall-clock times in the task's zone, as every session reads them.
+                    cursor.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(into)}", where)))
+                    # The rows' TIMESTAMP values are written in UTC (exact across DST): a UTC session loads them.
+                    cursor.execute(sql.time_zone_sql("+00:00"))
+                    loaded = 0
+                    with tempfile.TemporaryDirectory(prefix="sync-mysql-") as folder:
+                        path = os.path.join(folder, "rows.csv")
+                        for file in files:
+                            loaded += self._load_file(cursor, table, schema, file, path, into)
                 sql.check_loaded(table, loaded, expected_rows)
             conn.commit()
             if created:

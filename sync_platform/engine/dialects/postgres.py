@@ -260,6 +260,14 @@ class PostgresDatabase(ServerDatabase):
     def _fetch(self, connection, sql: str, params: tuple) -> list[tuple]:
         return connection.execute(sql, params).fetchall()
 
+    def _bound_lock_waits(self, connection) -> None:
+        connection.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
+
+    def _is_lock_timeout(self, error: BaseException) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.errors.LockNotAvailable)
+
     def _is_timeout(self, error: Exception) -> bool:
         import psycopg
 
@@ -363,21 +371,24 @@ class PostgresDatabase(ServerDatabase):
                 # creating the table and one failing on pg_type's unique index. Released at COMMIT.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                              (f"sync_platform load {self._regclass(table)}",))
-                created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (self._regclass(table),)).fetchone()[0]
-                if created:
-                    conn.execute(create)
-                conn.execute(*sql.render(sql.clear_sql(table, where)))
-                loaded = 0
-                with conn.cursor() as cursor:
-                    for file in files:
-                        try:
-                            with cursor.copy(copy_sql) as copy:
-                                for chunk in file.csv_chunks():
-                                    copy.write(chunk)
-                        except psycopg.errors.DataError as error:
-                            raise self._refusal(table, schema, file, error) from None
-                        loaded += cursor.rowcount
-                if created and add_key:
-                    conn.execute(add_key)
+                # Past the queue of our own loads, a wait for another session's lock is bounded.
+                with self.bounded_lock_waits(conn):
+                    created = not conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                               (self._regclass(table),)).fetchone()[0]
+                    if created:
+                        conn.execute(create)
+                    conn.execute(*sql.render(sql.clear_sql(table, where)))
+                    loaded = 0
+                    with conn.cursor() as cursor:
+                        for file in files:
+                            try:
+                                with cursor.copy(copy_sql) as copy:
+                                    for chunk in file.csv_chunks():
+                                        copy.write(chunk)
+                            except psycopg.errors.DataError as error:
+                                raise self._refusal(table, schema, file, error) from None
+                            loaded += cursor.rowcount
+                    if created and add_key:
+                        conn.execute(add_key)
                 sql.check_loaded(table, loaded, expected_rows)
             return loaded

@@ -295,8 +295,21 @@ class SQLiteDatabase(Database):
 
     def _write_connection(self) -> sqlite3.Connection:
         conn = self._with_diff_functions(self._connect())
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_writing(conn)
         return conn
+
+    def _begin_writing(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE: take the file's write lock, waiting at most lock_timeout for another
+        writer (SQLite's one lock is the whole file, taken here, so no later statement waits)."""
+        if self.lock_timeout:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if self.lock_timeout and "locked" in str(error):
+                raise self.lock_waited() from None
+            raise
 
     @staticmethod
     def _with_diff_functions(conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -392,8 +405,8 @@ class SQLiteDatabase(Database):
             f"VALUES ({', '.join('?' for _ in schema.columns)})"
         )
         conn = self._connect()
+        self._begin_writing(conn)
         try:
-            conn.execute("BEGIN IMMEDIATE")
             if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table.name,)).fetchone():
                 conn.execute(sql.create_table_sql(table, schema))
             else:
