@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,107 @@ def test_foreseen_failures_reach_the_run_as_one_paragraph(tmp_path):
         "task 'copy', orders -> orders_copy: import failed: IntegrityError: CHECK constraint failed: note <> 'n3'")
     assert missing.user_failure_data.description.startswith(
         "task 'gone', ordres -> orders_copy: export failed: table ordres does not exist in SQLite database")
+
+
+OUTAGE_EXPORT = """
+import sys
+from sync_platform.config import load_config
+from sync_platform.errors import one_line
+from sync_platform.platform import Platform
+platform = Platform(load_config(sys.argv[1]))
+try:
+    platform.export(platform.table_sync("copy"))
+except Exception as error:
+    failure = error  # kept until the process ends, as a Dagster step keeps its failure's cause
+    print("FAILED:", one_line(error), file=sys.stderr, flush=True)
+    sys.exit(3)
+"""
+
+
+def test_an_s3_outage_mid_export_fails_with_its_one_error_and_no_noise(tmp_path, pg_url):
+    """A real outage: the S3 server is killed while the export uploads. The export fails naming
+    the upload and the endpoint, and nothing else reaches stderr (the ADBC reader used to be
+    closed under its open statement at exit: `Exception ignored ... Cannot close AdbcConnection`)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+    import psycopg
+
+    from .conftest import _free_port, wait_for
+
+    port = _free_port()
+    moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k",
+                          aws_secret_access_key="s")
+        wait_for(lambda: _answers(s3), "the private S3 server", timeout=60)
+        s3.create_bucket(Bucket="outage")
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS "
+                         "$$ SELECT true FROM pg_sleep(CASE WHEN id % 20000 = 0 THEN 1 ELSE 0 END) $$")
+            conn.execute("CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label "
+                         "FROM generate_series(1, 200000) i")
+        task = table_task("copy", ("src", "items"), ("dst", "items_copy"), "s3", export_batch_rows=20000)
+        task["filters"] = {"source_where": "pace(id) = true"}
+        config = write_config(tmp_path / "sync.yaml", {"src": pg_url, "dst": f"sqlite:///{tmp_path}/dst.db"},
+                              {"s3": {"type": "s3", "endpoint_url": endpoint, "bucket": "outage",
+                                      "access_key_id": "k", "secret_access_key": "s"}}, [task])
+        export = subprocess.Popen([sys.executable, "-c", OUTAGE_EXPORT, str(config)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: any(o["Key"].startswith("copy/") for o in s3.list_objects_v2(Bucket="outage").get(
+            "Contents", [])), "the first export file", timeout=60)
+        moto.send_signal(signal.SIGKILL)  # the store goes away mid-export
+        moto.wait(10)
+        started = time.monotonic()
+        _, stderr = export.communicate(timeout=300)
+    finally:
+        moto.kill()
+    assert export.returncode == 3
+    [line] = stderr.strip().splitlines()  # the one error, nothing beside it
+    assert line.startswith("FAILED: S3 upload of s3://outage/copy/items/full/part-") and \
+        "failed: endpoint unreachable" in line, line
+    assert time.monotonic() - started < 240
+
+
+def _answers(s3) -> bool:
+    try:
+        s3.list_buckets()
+        return True
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+ABANDONED_READ = """
+import sys
+from sync_platform.engine import TableName, database_for
+database = database_for(sys.argv[1])
+def export():
+    reader = database.read_batches(TableName("items"), database.reflect(TableName("items")))
+    next(reader)
+    raise RuntimeError("the upload failed")
+try:
+    export()
+except RuntimeError as error:
+    failure = error  # the reader stays suspended in the kept traceback until the process ends
+"""
+
+
+def test_a_read_abandoned_mid_stream_closes_without_noise(pg_url):
+    """A PostgreSQL read left mid-stream by a failure closes its statement before its connection,
+    even when that happens at exit: no `Exception ignored ... Cannot close AdbcConnection with open
+    AdbcStatement` beside the real error."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label FROM generate_series(1, 300000) i")
+    done = subprocess.run([sys.executable, "-c", ABANDONED_READ, pg_url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

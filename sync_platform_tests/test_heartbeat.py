@@ -4,8 +4,8 @@ exported. The source stalls for real: the database sleeps in the source query's 
 (every dialect) and a cleanup round waiting that long for a lock another real session holds are
 stopped on the server, their transaction rolled back.
 
-MySQL/MariaDB is not in the matrix: connectorx holds Python's GIL while it waits for the server,
-so no watchdog thread runs until the query returns (README, heartbeat_timeout)."""
+MySQL/MariaDB's reader (connectorx) holds Python's GIL while it waits for the server, so no thread
+of ours runs: its watchdog is a sentinel process, tested here the same way."""
 
 from __future__ import annotations
 
@@ -27,9 +27,12 @@ from .tables import create_table
 
 # A WHERE that sleeps 30 s on the first row it looks at, in each dialect's SQL, and how the server
 # lists the reads still running.
-STALLING_WHERE = {"postgresql": "id > 0 AND pg_sleep(CASE WHEN id = 1 THEN 30 ELSE 0 END) IS NOT NULL"}
+STALLING_WHERE = {"postgresql": "id > 0 AND pg_sleep(CASE WHEN id = 1 THEN 30 ELSE 0 END) IS NOT NULL",
+                  "mysql": "id > 0 AND SLEEP(CASE WHEN id = 1 THEN 30 ELSE 0 END) = 0"}
 RUNNING = {"postgresql": "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%sync_platform read%%' "
-                         "AND pid <> pg_backend_pid()"}
+                         "AND pid <> pg_backend_pid()",
+           "mysql": "SELECT count(*) FROM information_schema.processlist WHERE info LIKE '%%sync_platform read%%' "
+                    "AND id <> CONNECTION_ID()"}
 
 
 @pytest.mark.parametrize("dialect", STALLING_WHERE)

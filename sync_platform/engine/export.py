@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,7 +29,7 @@ from .formats import FileFormat
 from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
 from .stores import ObjectStore
-from .watchdog import Watchdog
+from .watchdog import watchdog_for
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,12 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     written: list[ExportFile] = []
     in_flight: deque[Future] = deque()
     tag = uuid.uuid4().hex
-    watchdog = Watchdog(f"export of {request.table}", request.heartbeat_timeout, lambda: source.cancel_read(tag))
-    with watchdog, ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export") as pool:
+    watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag)
+    reader = source.read_batches(request.table, schema, where, request.order_by, tag)
+    pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
+    with closing(reader), watchdog, pool:
         try:
-            chunks = rebatch(
-                watchdog.beating(source.read_batches(request.table, schema, where, request.order_by, tag)),
-                request.batch_rows,
-                schema.arrow_schema,
-            )
+            chunks = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
             for number, chunk in enumerate(chunks):
                 watchdog.beat()
                 lease.check()  # a writer whose lease was taken writes no further file

@@ -4,13 +4,22 @@ A stage's loop calls beat() at each unit of progress (a batch read, a file writt
 watches the silence; past the timeout it calls `cancel`, which cancels the stage's query on the
 database server (a hung query, a lock wait, a dead network path all end there, not only on our
 side), and the stage then fails with Stalled naming the stage and the silence instead of the
-driver's "canceling statement due to user request"."""
+driver's "canceling statement due to user request".
+
+A reader that holds Python's GIL while it waits for the server (connectorx, MySQL's) stops every
+thread of ours, the timer's too: for it SentinelWatchdog watches from a process of its own
+(sentinel.py), which the beats reach through a pipe and which cancels the read by itself."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 from .errors import Stalled
@@ -49,7 +58,52 @@ class Watchdog:
 
     def __exit__(self, kind, error, traceback) -> None:
         self._done.set()
+        self._raise_if_fired(error)
+
+    def _raise_if_fired(self, error: BaseException | None) -> None:
         if self.fired and (error is None or isinstance(error, Exception)):
             raise Stalled(f"{self.stage}: no progress for {self.timeout:g} s (heartbeat_timeout); its query was "
                           "cancelled on the server. Find what blocks it (a lock, the network, the server), or raise "
                           "heartbeat_timeout") from None
+
+
+class SentinelWatchdog(Watchdog):
+    """The same watch from another process: `sentinel.py`, told the database's URL (through the
+    pipe, never the command line) and the read's tag. A beat is one byte down the pipe."""
+
+    def __init__(self, stage: str, timeout: float | None, database_url: str, tag: str):
+        super().__init__(stage, timeout, cancel=lambda: None)
+        self._settings = {"url": database_url, "tag": tag, "timeout": timeout}
+        self._sentinel: subprocess.Popen | None = None
+
+    def beat(self) -> None:
+        if self._sentinel is not None:
+            try:
+                os.write(self._sentinel.stdin.fileno(), b".")
+            except OSError:  # the sentinel is gone: nothing watches, the stage goes on
+                self._sentinel = None
+
+    def __enter__(self) -> SentinelWatchdog:
+        if self.timeout:
+            self._sentinel = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("sentinel.py"))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+            self._sentinel.stdin.write(json.dumps(self._settings).encode() + b"\n")
+            self._sentinel.stdin.flush()
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        sentinel, self._sentinel = self._sentinel, None
+        if sentinel is not None:
+            sentinel.stdin.close()  # end of the stage: the sentinel reports and exits
+            self.fired = sentinel.stdout.read().strip() == b"fired"
+            sentinel.wait()
+        self._raise_if_fired(error)
+
+
+def watchdog_for(database, stage: str, timeout: float | None, tag: str) -> Watchdog:
+    """The watchdog a read of `database` needs: a thread, or a process for a GIL-holding reader."""
+    if database.read_holds_gil:
+        return SentinelWatchdog(stage, timeout, database.url, tag)
+    return Watchdog(stage, timeout, lambda: database.cancel_read(tag))

@@ -298,6 +298,7 @@ class Database(_Complete, ABC, abstract=True):
 
     dialect_class: type[SqlDialect]
     loads_csv_text = False  # replace_rows reads LoadFile.csv_chunks() (else record_batches())
+    read_holds_gil = False  # read_batches blocks every Python thread while it waits (watchdog.py)
     # Seconds one read-only query() may run before the server cancels it (QueryTimeout); None: no limit.
     statement_timeout: float | None = None
     # Seconds a write (an import's, a cleanup round's) may wait for a lock another session holds

@@ -328,6 +328,7 @@ class MySQLDialect(SqlDialect):
 class MySQLDatabase(ServerDatabase):
     dialect_class = MySQLDialect
     kind_label = "MySQL"
+    read_holds_gil = True  # connectorx waits for the server holding the GIL: a sentinel process watches
 
     def __init__(self, url: str, timezone: str = "UTC"):
         super().__init__(url, timezone)

@@ -322,6 +322,7 @@ class PostgresDatabase(ServerDatabase):
         statement = self.dialect.select_sql(table, schema, where, order_by, tag)
         target = schema.arrow_schema
         conn = self._adbc()
+        cursor = None
         try:
             cursor = conn.cursor()
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
@@ -336,6 +337,10 @@ class PostgresDatabase(ServerDatabase):
                     arrays.append(array)
                 yield pa.RecordBatch.from_arrays(arrays, schema=target)
         finally:
+            # The statement first: a connection closed under an open one raises (as "Exception ignored"
+            # noise when this runs at garbage collection, after the real error).
+            if cursor is not None:
+                cursor.close()
             conn.close()
 
     def cancel_read(self, tag: str) -> None:
