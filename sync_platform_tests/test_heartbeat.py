@@ -9,6 +9,7 @@ of ours runs: its watchdog is a sentinel process, tested here the same way."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -136,3 +137,79 @@ def test_a_cleanup_round_waiting_on_locked_rows_stops_after_heartbeat_timeout(tm
         holder.rollback()
     assert database_for(pg_url).count_rows(TableName("items")) == 50  # the round rolled back
     assert platform.clean_source(table, where="id <= 20").rows_deleted == 20
+
+
+class PartUploadBlackHole:
+    """A TCP proxy in front of the S3 endpoint that passes every request but the uploads of export
+    files, which it swallows without an answer: a store that stops answering mid-export (the
+    lease and listings still get through)."""
+
+    def __init__(self, upstream: str):
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self.sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink, from_client: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if from_client and data.startswith(b"PUT ") and b"/part-" in data.split(b"\r\n", 1)[0]:
+                    return  # swallowed: the client waits for an answer that never comes
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for sock in [self.listener, *self.sockets]:
+            sock.close()
+
+
+def test_an_export_whose_store_stops_answering_stalls_after_heartbeat_timeout(tmp_path, s3_bucket, s3_credentials):
+    """Uploads that hang (a dead network path to the store, not a refusal) end the export after
+    heartbeat_timeout with a message naming the upload, instead of waiting out the S3 client's
+    timeouts and retries (minutes); no manifest, so nothing reads as exported."""
+    from .conftest import S3_ENDPOINT, s3_client, s3_store_config
+
+    schema = TableSchema((Column("id", Kind.INT32, nullable=False), Column("label", Kind.STRING)), ("id",))
+    create_table(f"sqlite:///{tmp_path}/src.db", "items", schema, [{"id": i, "label": f"l{i}"} for i in range(1, 51)])
+    hole = PartUploadBlackHole(S3_ENDPOINT)
+    try:
+        task = table_task("hung", ("src", "items"), ("dst", "items_copy"), "s3", heartbeat_timeout=2,
+                          export_batch_rows=10)
+        config = write_config(tmp_path / "sync.yaml", {"src": f"sqlite:///{tmp_path}/src.db",
+                                                      "dst": f"sqlite:///{tmp_path}/dst.db"},
+                              {"s3": s3_store_config(s3_bucket, endpoint_url=hole.url)}, [task])
+        platform = Platform(load_config(config))
+        table = platform.table_sync("hung")
+        started = time.monotonic()
+        with pytest.raises(Stalled) as stalled:
+            platform.export(table)
+        assert time.monotonic() - started < 20  # not the S3 client's 60 s read timeout, three times
+    finally:
+        hole.close()
+    assert re.match(rf"export of items: no progress for 2 s \(heartbeat_timeout\) while uploading "
+                    rf"s3://{s3_bucket}/exports/hung/items/full/part-0000\d\.csv\.zst: the store stopped answering",
+                    str(stalled.value)), str(stalled.value)
+    keys = [o["Key"] for o in s3_client().list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
+    assert "exports/hung/items/full/manifest.json" not in keys  # nothing reads as exported

@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ import pyarrow as pa
 
 from .columns import TableName, TableSchema
 from .dialects import Database
+from .errors import Stalled
 from .filters import RowFilter
 from .formats import FileFormat
 from .lease import WriterLease
@@ -121,27 +123,45 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
                  lease: WriterLease) -> list[ExportFile]:
     """Read the table and write its files, `parallel` at a time; the files written, in order."""
     written: list[ExportFile] = []
-    in_flight: deque[Future] = deque()
+    in_flight: deque[tuple[Future, str]] = deque()  # (upload, its key), oldest first
     tag = uuid.uuid4().hex
     watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag)
     reader = source.read_batches(request.table, schema, where, request.order_by, tag)
     pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
-    with closing(reader), watchdog, pool:
-        try:
+
+    def uploaded() -> ExportFile:
+        """The oldest file in flight, once written; Stalled if the store stays silent past the
+        heartbeat (the upload's thread is left to the client's own timeouts)."""
+        future, key = in_flight.popleft()
+        while True:
+            try:
+                done = future.result(timeout=1.0)
+                watchdog.beat()
+                return done
+            except FutureTimeout:
+                if request.heartbeat_timeout and watchdog.silent_for() > request.heartbeat_timeout:
+                    raise Stalled(
+                        f"export of {request.table}: no progress for {request.heartbeat_timeout:g} s "
+                        f"(heartbeat_timeout) while uploading {store.url(key)}: the store stopped answering. The "
+                        "files written so far have no manifest, so no import takes them; check the store's "
+                        "endpoint and the network to it, or raise heartbeat_timeout"
+                    ) from None
+
+    failed = True
+    try:
+        with closing(reader), watchdog:
             chunks = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
             for number, chunk in enumerate(chunks):
                 watchdog.beat()
                 lease.check()  # a writer whose lease was taken writes no further file
                 if len(in_flight) >= request.parallel:
-                    written.append(in_flight.popleft().result())
-                    watchdog.beat()
+                    written.append(uploaded())
                 key = f"{request.folder}/part-{number:05d}{request.file_format.suffix}"
-                in_flight.append(pool.submit(_write_file, store, key, chunk, request.file_format, schema))
+                in_flight.append((pool.submit(_write_file, store, key, chunk, request.file_format, schema), key))
             while in_flight:
-                written.append(in_flight.popleft().result())
-                watchdog.beat()
-        except BaseException:
-            for future in in_flight:
-                future.cancel()
-            raise
+                written.append(uploaded())
+        failed = False
+    finally:
+        # On failure, do not wait for an upload that hangs: its thread ends with the client's timeouts.
+        pool.shutdown(wait=not failed, cancel_futures=True)
     return written

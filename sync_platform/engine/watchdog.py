@@ -37,6 +37,10 @@ class Watchdog:
     def beat(self) -> None:
         self._last = time.monotonic()
 
+    def silent_for(self) -> float:
+        """Seconds since the last beat."""
+        return time.monotonic() - self._last
+
     def beating(self, items: Iterable[T]) -> Iterator[T]:
         """`items`, with a beat at each one (a batch read from the database)."""
         for item in items:
@@ -61,7 +65,8 @@ class Watchdog:
         self._raise_if_fired(error)
 
     def _raise_if_fired(self, error: BaseException | None) -> None:
-        if self.fired and (error is None or isinstance(error, Exception)):
+        # A Stalled raised inside (an upload) already names what was silent.
+        if self.fired and (error is None or isinstance(error, Exception)) and not isinstance(error, Stalled):
             raise Stalled(f"{self.stage}: no progress for {self.timeout:g} s (heartbeat_timeout); its query was "
                           "cancelled on the server. Find what blocks it (a lock, the network, the server), or raise "
                           "heartbeat_timeout") from None
@@ -77,6 +82,7 @@ class SentinelWatchdog(Watchdog):
         self._sentinel: subprocess.Popen | None = None
 
     def beat(self) -> None:
+        super().beat()
         if self._sentinel is not None:
             try:
                 os.write(self._sentinel.stdin.fileno(), b".")
