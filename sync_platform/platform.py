@@ -313,10 +313,11 @@ class Platform:
     # --- the three stages ------------------------------------------------------------------------
     def export(
         self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None,
-        writer: str | None = None,
+        writer: str | None = None, orphaned: Callable[[], str | None] | None = None,
     ) -> ExportResult:
         """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now.
-        `writer`: who exports (e.g. the run), recorded in the folder's lease and the manifest."""
+        `writer`: who exports (e.g. the run), recorded in the folder's lease and the manifest;
+        `orphaned`: why the export's requester is gone, else None (it then stops itself)."""
         rc = table.run_config
         anchor = anchor or self.now(table)
         request = ExportRequest(
@@ -332,6 +333,7 @@ class Platform:
             extra={"anchor": anchor.isoformat(), **({"partition": partition_key} if partition_key else {})},
             heartbeat_timeout=rc.heartbeat_timeout,
             **({"writer": writer} if writer else {}),
+            orphaned=orphaned,
         )
         schema = self.check_before_writing(table)
         return export_table(self.database(table.source, rc), self.store(table), request, schema)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -469,3 +471,48 @@ def test_status_through_termination_and_restart_from_the_ui(tmp_path, pg_url):
         assert status() == "completed"
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT * FROM public.slow ORDER BY id").fetchall() == [(1, "a"), (2, "b")]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_step_whose_run_worker_is_killed_stops_itself(tmp_path, pg_url):
+    """A database task's tables run in step processes of their own. Killed with SIGKILL, the run
+    worker leaves them running (they used to go on exporting into the failed run beside its
+    retry): each sees it is an orphan within seconds, cancels its read, writes no manifest,
+    releases the folder's lease and records no materialization into the run."""
+    from sync_platform.defs.eventlog import worker_pid
+
+    config = write(tmp_path, {"db": pg_url}, _slow_and_fast(pg_url, "dw", 50))  # slow: its read sleeps 50 s
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE SCHEMA dw")
+    lease = tmp_path / "exports" / "_sync_platform" / "writers" / "app" / "app.slow" / "full.json"
+    env = {**os.environ, "SYNC_PLATFORM_CONFIG": str(config)}
+    with running_ui(env, tmp_path / "ui.log") as base, dg.DagsterInstance.get() as instance:
+        run_id = ui_launch(base, "app_sync")
+        wait_for(lambda: lease.exists(), "the slow table's export", timeout=120)
+        worker = worker_pid(instance, run_id)
+        steps = _children(worker)
+        assert steps, "the step processes of the run worker"
+        os.kill(worker, signal.SIGKILL)
+        killed = time.time()
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in steps), "the orphaned steps to end",
+                 timeout=40)
+        assert time.time() - killed < 30  # not the 50 s its read would have slept
+        assert not (tmp_path / "exports" / "app" / "app.slow" / "full" / "manifest.json").exists()
+        assert json.loads(lease.read_text())["released"] is True
+        late = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                if e.timestamp > killed and "slow" in e.dagster_event.asset_key.to_user_string()]
+        assert late == []
+        failures = [e for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+                    if "slow" in (e.step_key or "")]
+        assert any("is an orphan" in str(e.dagster_event.event_specific_data.error) for e in failures), failures

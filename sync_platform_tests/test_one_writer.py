@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from sync_platform.config import load_config
-from sync_platform.engine import TableName, database_for
+from sync_platform.engine import TableName, database_for, lease
 from sync_platform.engine.lease import FolderBusy
 from sync_platform.engine.manifest import read_manifest
 from sync_platform.platform import ExportReplaced, Platform
@@ -86,15 +86,18 @@ def _imported_rows(platform: Platform, tmp_path) -> list[tuple]:
 EXPECTED = [(i, f"item-{i}") for i in range(1, ROWS + 1)]
 
 
-def test_a_second_writer_of_a_folder_is_refused_and_touches_nothing(paced, tmp_path):
+def test_a_second_writer_of_a_folder_waits_then_is_refused_and_touches_nothing(paced, tmp_path, monkeypatch):
     config, pace = paced
     pace(0.1)  # the first export takes about 12 s
     first = _exporter(config, "run first")
     wait_for(lambda: _lease_taken(config), "the first writer's lease", timeout=60)
     before = _files(config)
     platform = Platform(load_config(config))
+    monkeypatch.setattr(lease, "LEASE_WAIT_S", 2)
+    started = time.monotonic()
     with pytest.raises(FolderBusy) as busy:
         platform.export(platform.table_sync("copy"), writer="run second")
+    assert 2 <= time.monotonic() - started < 10  # waited for the live writer, then gave up
     assert "copy/items/full is being written by run first on host" in str(busy.value)
     assert "so this export touched nothing" in str(busy.value)
     assert first.poll() is None  # the first was still writing
@@ -103,6 +106,18 @@ def test_a_second_writer_of_a_folder_is_refused_and_touches_nothing(paced, tmp_p
     manifest = read_manifest(platform.store(platform.table_sync("copy")), "copy/items/full")
     assert manifest.writer == "run first" and manifest.rows == ROWS
     pace(0)
+    assert _imported_rows(platform, tmp_path) == EXPECTED
+
+
+def test_a_second_writer_waits_for_a_live_writer_to_finish_then_writes(paced, tmp_path):
+    config, pace = paced
+    pace(0.03)  # the first export takes about 4 s, well within the 60 s a second writer waits
+    first = _exporter(config, "run first")
+    wait_for(lambda: _lease_taken(config), "the first writer's lease", timeout=60)
+    platform = Platform(load_config(config))
+    result = platform.export(platform.table_sync("copy"), writer="run second")
+    assert first.wait(60) == 0, first.stderr.read()
+    assert result.manifest.writer == "run second" and result.manifest.rows == ROWS
     assert _imported_rows(platform, tmp_path) == EXPECTED
 
 
@@ -190,9 +205,10 @@ def test_conditional_writes_let_exactly_one_writer_win(store):
     assert store.get_versioned("missing.json") is None
 
 
-def test_of_many_writers_racing_for_a_folder_exactly_one_holds_it(store):
+def test_of_many_writers_racing_for_a_folder_exactly_one_holds_it(store, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    monkeypatch.setattr(lease, "LEASE_WAIT_S", 1)  # the holder keeps it: the others give up after 1 s
     from sync_platform.engine.lease import WriterLease
 
     def take(number: int) -> str:

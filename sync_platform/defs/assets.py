@@ -2,6 +2,8 @@
 export step, an import step and the data_diff check, or all three in one step. No I/O at load time."""
 # No `from __future__ import annotations`: Dagster reads the context and resource annotations.
 
+import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -115,6 +117,17 @@ def writer_of(context) -> str:
     return f"run {context.run.run_id}"
 
 
+def orphan_check(context) -> Callable[[], str | None] | None:
+    """For a step in a process of its own (the multiprocess executor): why it is an orphan, once
+    the run worker that started it is gone (a killed worker leaves its step processes running,
+    re-parented, and they went on writing into a failed run beside its retry). None for a step that
+    runs in the run worker itself: it dies with it."""
+    worker = os.getppid()
+    if eventlog.worker_pid(context.instance, context.run.run_id) != worker:
+        return None
+    return lambda: None if os.getppid() == worker else f"the run worker (pid {worker}) that started this step is gone"
+
+
 def own_export_writers(context, export_key: dg.AssetKey) -> tuple[str, ...]:
     """Whose export the run's import must load: when the run exports the table itself (or the run
     it re-executes, or that run's root, did), only theirs, so an export written since by another
@@ -131,7 +144,7 @@ def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefiniti
         key = partition_key_of(context, table)
         with reported("export", table, key, context):
             result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key,
-                                          writer=writer_of(context))
+                                          writer=writer_of(context), orphaned=orphan_check(context))
         context.log.info(
             f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}"
         )
@@ -210,7 +223,7 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
         can_subset=True,
     )
     def table_step(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
-        platform, anchor = sync.platform, run_anchor(context, table)
+        platform, anchor, orphaned = sync.platform, run_anchor(context, table), orphan_check(context)
         selected, checks = context.selected_asset_keys, context.selected_asset_check_keys
         keys = context.partition_keys if specs.partitions else [None]
         problems: dict[str | None, str] = {}  # partition key -> what went wrong
@@ -219,7 +232,8 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
             stage = "export"
             try:
                 if export_key in selected:
-                    exported = platform.export(table, anchor=anchor, partition_key=key, writer=writer_of(context))
+                    exported = platform.export(table, anchor=anchor, partition_key=key, writer=writer_of(context),
+                                               orphaned=orphaned)
                     context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                     yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
                 if specs.export_files.key in checks:

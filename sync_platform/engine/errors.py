@@ -51,8 +51,13 @@ class CleanupRefused(SyncError):
 
 __all__ = [
     "CleanupRefused", "DatabaseUnreachable", "DiffError", "ExportIncomplete", "FilterError", "LoadFailed",
-    "QueryTimeout", "StoreError", "SyncError", "TableNotFound", "UnknownName", "UnsupportedColumn",
+    "Orphaned", "QueryTimeout", "Stalled", "StoreError", "SyncError", "TableNotFound", "UnknownName",
+    "UnsupportedColumn",
 ]
+
+
+class Orphaned(SyncError):
+    """A stage whose requester is gone (a step process whose run worker was killed) stopped itself."""
 
 
 class Stalled(SyncError):

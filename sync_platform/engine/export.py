@@ -14,7 +14,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from .columns import TableName, TableSchema
 from .dialects import Database
-from .errors import Stalled
+from .errors import Orphaned, Stalled
 from .filters import RowFilter
 from .formats import FileFormat
 from .lease import WriterLease
@@ -47,6 +47,7 @@ class ExportRequest:
     extra: dict = field(default_factory=dict)  # recorded in the manifest (e.g. the filter's anchor)
     heartbeat_timeout: float | None = None  # seconds without a batch read or a file written: Stalled
     writer: str = field(default_factory=lambda: f"process {os.getpid()}")  # who writes: in lease and manifest
+    orphaned: Callable[[], str | None] | None = None  # why the requester is gone (see watchdog.py), else None
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -125,7 +126,7 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     written: list[ExportFile] = []
     in_flight: deque[tuple[Future, str]] = deque()  # (upload, its key), oldest first
     tag = uuid.uuid4().hex
-    watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag)
+    watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
     reader = source.read_batches(request.table, schema, where, request.order_by, tag)
     pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
 
@@ -154,6 +155,8 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
             for number, chunk in enumerate(chunks):
                 watchdog.beat()
                 lease.check()  # a writer whose lease was taken writes no further file
+                if request.orphaned and (why := request.orphaned()):
+                    raise Orphaned(f"export of {request.table} stopped: {why}; it wrote no manifest")
                 if len(in_flight) >= request.parallel:
                     written.append(uploaded())
                 key = f"{request.folder}/part-{number:05d}{request.file_format.suffix}"

@@ -8,8 +8,9 @@ If-Match; a file lock for a local folder), so of two writers racing for it exact
 
 What a writer finds in the lease, and does:
 - none, released, or held by a process of this host that is gone: takes it at once;
-- renewed within the last half of its time-to-live: a live writer. Refused with FolderBusy,
-  naming it: this export has touched nothing;
+- renewed within the last half of its time-to-live: a live writer. Waited for, up to
+  LEASE_WAIT_S (a step that has just stopped, an orphan stopping itself, releases it), then
+  refused with FolderBusy naming it: this export has touched nothing;
 - silent for longer (a lost host, a frozen process): waits until its time-to-live has passed
   (at most `ttl`), then takes it; a writer that renews meanwhile is live after all: refused.
 A writer whose renewal finds the lease taken (it was silent past its time-to-live) has lost it:
@@ -29,6 +30,7 @@ from .errors import StoreError, SyncError
 from .stores import ObjectStore
 
 LEASE_TTL_S = 120.0  # a writer renews every ttl/4; one silent for a ttl may be replaced
+LEASE_WAIT_S = 60.0  # how long a live writer's release is waited for
 _HELD_HERE: set[str] = set()  # keys this process holds: a lease of our pid not in here is stale
 _ACQUIRING = threading.Lock()
 
@@ -89,14 +91,14 @@ class WriterLease:
         return json.dumps(asdict(holder)).encode()
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + 2 * self.ttl  # a silent holder gets at most one ttl, plus races
+        started = time.monotonic()
         while True:
-            wait = self._try_acquire(deadline)
+            wait = self._try_acquire(started)
             if wait is None:
                 return
             self._sleep(wait)
 
-    def _try_acquire(self, deadline: float) -> float | None:
+    def _try_acquire(self, started: float) -> float | None:
         """One look and one conditional write: None once held, else how long to wait first."""
         with _ACQUIRING:  # this process's writers one at a time: its own leases are told apart by _HELD_HERE
             current = self.store.get_versioned(self.key)
@@ -107,13 +109,16 @@ class WriterLease:
                 free = holder.released or (holder.gone() and self.key not in _HELD_HERE) or (
                     now - holder.renewed_at > holder.ttl)
                 if not free:
-                    if now - holder.renewed_at <= holder.ttl / 2 or time.monotonic() > deadline:
+                    live = now - holder.renewed_at <= holder.ttl / 2
+                    waited = time.monotonic() - started
+                    # a live writer is waited for LEASE_WAIT_S; a silent one at most one ttl, plus races
+                    if waited > (LEASE_WAIT_S if live else 2 * holder.ttl):
                         raise FolderBusy(
-                            f"{self.store.url(self.folder)} is being written by {holder.describe(now)}: two "
-                            "writers would mix their files, so this export touched nothing. Let that writer "
-                            "finish (or terminate its run), then run this again"
+                            f"{self.store.url(self.folder)} is being written by {holder.describe(now)} (waited "
+                            f"{waited:.0f} s): two writers would mix their files, so this export touched nothing. "
+                            "Let that writer finish (or terminate its run), then run this again"
                         )
-                    return min(holder.renewed_at + holder.ttl - now + 0.5, self.ttl / 4)
+                    return 1.0 if live else min(holder.renewed_at + holder.ttl - now + 0.5, self.ttl / 4)
                 if not holder.released:
                     self.replaced = holder.describe(now)
             new_version = self.store.put_if(self.key, self._mine(), version)

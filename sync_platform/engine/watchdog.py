@@ -22,17 +22,22 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import Stalled
+from .errors import Orphaned, Stalled
 
 T = TypeVar("T")
 
 
 class Watchdog:
-    def __init__(self, stage: str, timeout: float | None, cancel: Callable[[], None]):
-        self.stage, self.timeout, self._cancel = stage, timeout, cancel
+    """`orphaned`: None while whoever asked for the stage is still there, else why not (the run
+    worker of a step process is gone); the stage is then stopped the same way, as Orphaned."""
+
+    def __init__(self, stage: str, timeout: float | None, cancel: Callable[[], None],
+                 orphaned: Callable[[], str | None] | None = None):
+        self.stage, self.timeout, self._cancel, self._orphaned = stage, timeout, cancel, orphaned
         self._last = time.monotonic()
         self._done = threading.Event()
         self.fired = False
+        self.orphan_reason: str | None = None
 
     def beat(self) -> None:
         self._last = time.monotonic()
@@ -49,7 +54,9 @@ class Watchdog:
 
     def _watch(self) -> None:
         while not self._done.wait(min(1.0, self.timeout / 4)):
-            if self.fired or time.monotonic() - self._last > self.timeout:
+            if self._orphaned and self.orphan_reason is None:
+                self.orphan_reason = self._orphaned()
+            if self.fired or self.orphan_reason or time.monotonic() - self._last > self.timeout:
                 # Again at each look until the stage ends: a statement may start after the first
                 # cancel (a driver's next statement), and it must not run on either.
                 self.fired = True
@@ -65,6 +72,9 @@ class Watchdog:
         self._raise_if_fired(error)
 
     def _raise_if_fired(self, error: BaseException | None) -> None:
+        if self.orphan_reason and (error is None or isinstance(error, Exception)):
+            raise Orphaned(f"{self.stage} stopped: {self.orphan_reason}. This step is an orphan: it wrote no manifest "
+                           "and writes nothing more, so the export is left to its run's retry") from None
         # A Stalled raised inside (an upload) already names what was silent.
         if self.fired and (error is None or isinstance(error, Exception)) and not isinstance(error, Stalled):
             raise Stalled(f"{self.stage}: no progress for {self.timeout:g} s (heartbeat_timeout); its query was "
@@ -77,7 +87,7 @@ class SentinelWatchdog(Watchdog):
     pipe, never the command line) and the read's tag. A beat is one byte down the pipe."""
 
     def __init__(self, stage: str, timeout: float | None, database_url: str, tag: str):
-        super().__init__(stage, timeout, cancel=lambda: None)
+        super().__init__(stage, timeout, cancel=lambda: None)  # an orphan is seen at its next batch
         self._settings = {"url": database_url, "tag": tag, "timeout": timeout}
         self._sentinel: subprocess.Popen | None = None
 
@@ -108,8 +118,9 @@ class SentinelWatchdog(Watchdog):
         self._raise_if_fired(error)
 
 
-def watchdog_for(database, stage: str, timeout: float | None, tag: str) -> Watchdog:
+def watchdog_for(database, stage: str, timeout: float | None, tag: str,
+                 orphaned: Callable[[], str | None] | None = None) -> Watchdog:
     """The watchdog a read of `database` needs: a thread, or a process for a GIL-holding reader."""
     if database.read_holds_gil:
         return SentinelWatchdog(stage, timeout, database.url, tag)
-    return Watchdog(stage, timeout, lambda: database.cancel_read(tag))
+    return Watchdog(stage, timeout, lambda: database.cancel_read(tag), orphaned)
