@@ -5,7 +5,7 @@ CLI both go through here; neither talks to the engine directly."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -47,6 +47,7 @@ from .engine.filters import (
     partition_window,
 )
 from .engine.manifest import ExportState, Manifest, export_state, read_manifest
+from .engine.pipeline import export_and_import
 from .engine.stores import STORES, ObjectStore, store_from_config
 from .errors import SyncPlatformError, UnknownName, one_line
 from .preflight import check_before_writing
@@ -318,9 +319,31 @@ class Platform:
         """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now.
         `writer`: who exports (e.g. the run), recorded in the folder's lease and the manifest;
         `orphaned`: why the export's requester is gone, else None (it then stops itself)."""
-        rc = table.run_config
+        request = self._export_request(table, anchor or self.now(table), partition_key, writer, orphaned)
+        schema = self.check_before_writing(table)
+        return export_table(self.database(table.source, table.run_config), self.store(table), request, schema)
+
+    def export_and_load(
+        self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None,
+        writer: str | None = None, orphaned: Callable[[], str | None] | None = None,
+    ) -> Iterator[ExportResult | ImportResult]:
+        """export() and load() overlapped (engine/pipeline.py): the ExportResult when the export is
+        done, then the ImportResult once the import, which loaded each file as it was written, has
+        committed."""
         anchor = anchor or self.now(table)
-        request = ExportRequest(
+        request = self._export_request(table, anchor, partition_key, writer, orphaned)
+        schema = self.check_before_writing(table)
+        target = self.database(table.target, table.run_config)
+        target.lock_timeout = table.run_config.heartbeat_timeout
+        yield from export_and_import(
+            self.database(table.source, table.run_config), self.store(table), request, schema, target,
+            table.target.table_name, self.row_filter(table, "target", anchor, partition_key),
+        )
+
+    def _export_request(self, table: TableSync, anchor: datetime, partition_key: str | None, writer: str | None,
+                        orphaned: Callable[[], str | None] | None) -> ExportRequest:
+        rc = table.run_config
+        return ExportRequest(
             task=table.task,
             table=table.source.table_name,
             folder=table.export_folder(partition_key),
@@ -335,8 +358,6 @@ class Platform:
             **({"writer": writer} if writer else {}),
             orphaned=orphaned,
         )
-        schema = self.check_before_writing(table)
-        return export_table(self.database(table.source, rc), self.store(table), request, schema)
 
     def load(self, table: TableSync, partition_key: str | None = None, writers: Collection[str] = ()) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)

@@ -4,7 +4,7 @@ export step, an import step and the data_diff check, or all three in one step. N
 
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -230,24 +230,29 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
         for key in keys:
             where = f"partition {key}: " if key else ""
             stage = "export"
+            # Both stages selected: the import overlaps the export (engine/pipeline.py), each
+            # still reported when it ends. Closed on any way out, so an import never outlives its step.
+            stages = closing(platform.export_and_load(table, anchor=anchor, partition_key=key,
+                                                      writer=writer_of(context), orphaned=orphaned)
+                             if export_key in selected and imported_key in selected else (_ for _ in ()))
             try:
-                if export_key in selected:
-                    exported = platform.export(table, anchor=anchor, partition_key=key, writer=writer_of(context),
-                                               orphaned=orphaned)
-                    context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
-                    yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
-                if specs.export_files.key in checks:
-                    files = export_files_evaluation(context, sync, table, specs, key)
-                    yield dg.AssetCheckEvaluation(asset_key=export_key, check_name=naming.EXPORT_FILES_CHECK,
-                                                  partition=key, **files)
-                stage = "import"
-                if imported_key in selected:
-                    loaded = platform.load(table, partition_key=key, writers=(
-                        (writer_of(context),) if export_key in selected else ()))
-                    context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
-                    yield dg.AssetMaterialization(
-                        imported_key, partition=key, metadata=imported_metadata(table, loaded)
-                    )
+                with stages as overlapped:
+                    if export_key in selected:
+                        exported = next(overlapped, None) or platform.export(
+                            table, anchor=anchor, partition_key=key, writer=writer_of(context), orphaned=orphaned)
+                        context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
+                        yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
+                    if specs.export_files.key in checks:
+                        files = export_files_evaluation(context, sync, table, specs, key)
+                        yield dg.AssetCheckEvaluation(asset_key=export_key, check_name=naming.EXPORT_FILES_CHECK,
+                                                      partition=key, **files)
+                    stage = "import"
+                    if imported_key in selected:
+                        loaded = next(overlapped, None) or platform.load(table, partition_key=key)
+                        context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
+                        yield dg.AssetMaterialization(
+                            imported_key, partition=key, metadata=imported_metadata(table, loaded)
+                        )
                 stage = "data diff"
                 if check_key in checks:
                     result = platform.diff(table, logger=context.log.info, partition_key=key)

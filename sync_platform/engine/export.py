@@ -89,8 +89,11 @@ def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, 
 
 
 def export_table(
-    source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None
+    source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema | None = None,
+    on_file: Callable[[ExportFile], None] | None = None,
 ) -> ExportResult:
+    """`on_file`: called with each file once it is in the store, in the manifest's order (an
+    import that overlaps the export loads them as they come)."""
     started = time.monotonic()
     schema = schema or source.reflect(request.table)
     where = request.where.where(schema, source.dialect.quote) if request.where else None  # checks columns, values
@@ -100,7 +103,7 @@ def export_table(
         # Remove the old manifest first: until the new one is written the export reads as incomplete.
         store.delete([manifest_key(folder)])
         previous_files = set(store.list(folder))
-        written = _write_files(source, store, request, schema, where, lease)
+        written = _write_files(source, store, request, schema, where, lease, on_file)
         current = {f"{folder}/{f.name}" for f in written}
         store.delete(sorted(previous_files - current - {manifest_key(folder)}))
         manifest = Manifest(
@@ -121,7 +124,7 @@ def export_table(
 
 
 def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
-                 lease: WriterLease) -> list[ExportFile]:
+                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile]:
     """Read the table and write its files, `parallel` at a time; the files written, in order."""
     written: list[ExportFile] = []
     in_flight: deque[tuple[Future, str]] = deque()  # (upload, its key), oldest first
@@ -138,6 +141,8 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
             try:
                 done = future.result(timeout=1.0)
                 watchdog.beat()
+                if on_file:
+                    on_file(done)
                 return done
             except FutureTimeout:
                 if request.heartbeat_timeout and watchdog.silent_for() > request.heartbeat_timeout:

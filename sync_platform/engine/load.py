@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -65,23 +66,28 @@ def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSche
     return VerifiedFile(data=data, rows=entry.rows, fmt=fmt, schema=schema, csv_text=text)
 
 
-def _verified_files(store: ObjectStore, folder: str, manifest: Manifest, as_text: bool) -> Iterator[VerifiedFile]:
-    def fetch(entry: ExportFile):
-        return pool.submit(_fetch, store, folder, entry, manifest.schema, as_text)
+def _verified_files(store: ObjectStore, folder: str, entries: Iterable[ExportFile], schema: TableSchema,
+                    as_text: bool) -> Iterator[VerifiedFile]:
+    """Each file of `entries`, fetched ahead by one thread and checked against its entry. `entries`
+    may block between files (an export still writing them): the wait happens in the fetch thread."""
+    entries = iter(entries)
 
-    with ThreadPoolExecutor(max_workers=_PREFETCH_FILES, thread_name_prefix="fetch") as pool:
-        pending = [fetch(entry) for entry in manifest.files[:_PREFETCH_FILES]]
-        for index in range(len(manifest.files)):
-            current = pending.pop(0)
-            following = index + _PREFETCH_FILES
-            if following < len(manifest.files):
-                pending.append(fetch(manifest.files[following]))
-            try:
-                yield current.result()
-            except GeneratorExit:
-                for future in pending:
-                    future.cancel()
-                raise
+    def fetch_next() -> VerifiedFile | None:
+        entry = next(entries, None)
+        return None if entry is None else _fetch(store, folder, entry, schema, as_text)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
+    pending = deque(pool.submit(fetch_next) for _ in range(_PREFETCH_FILES))
+    try:
+        while True:
+            current = pending.popleft()
+            pending.append(pool.submit(fetch_next))
+            verified = current.result()
+            if verified is None:
+                return
+            yield verified
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def target_problem(target: Database, table: TableName, schema: TableSchema) -> str | None:
@@ -123,6 +129,14 @@ def import_export(
     check_target_columns(target, table, manifest.schema)
     if isinstance(where, RowFilter):
         where = where.where(manifest.schema, target.dialect.quote)
-    files = _verified_files(store, folder, manifest, as_text=target.loads_csv_text)
-    rows = target.replace_rows(table, manifest.schema, files, expected_rows=manifest.rows, where=where)
+    rows = load_files(target, store, folder, table, manifest.schema, manifest.files, manifest.rows, where)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)
+
+
+def load_files(target: Database, store: ObjectStore, folder: str, table: TableName, schema: TableSchema,
+               entries: Iterable[ExportFile], expected_rows: int | Callable[[], int],
+               where: Where | str | None = None) -> int:
+    """The one transaction of an import: replace the rows matching `where` by those of `entries`,
+    each verified before it is loaded; rows loaded."""
+    files = _verified_files(store, folder, entries, schema, as_text=target.loads_csv_text)
+    return target.replace_rows(table, schema, files, expected_rows=expected_rows, where=where)
