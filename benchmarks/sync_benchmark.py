@@ -103,17 +103,26 @@ def raw_pipe(src: str, dst: str) -> float:
 
 
 def child(args) -> None:
-    """One sync in this process: export then import; prints timings and peak RSS as JSON."""
+    """One sync in this process: export then import (sequential), or both overlapped (pipelined:
+    the import loads each file as it is written); prints timings and peak RSS as JSON. export_s
+    is until the export's end, import_s from there to the import's commit."""
     from sync_platform.config import load_config
     from sync_platform.platform import Platform
 
     platform = Platform(load_config(args.child))
     table = platform.table_sync("bench")
     started = time.monotonic()
-    exported = platform.export(table)
-    middle = time.monotonic()
-    export_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    imported = platform.load(table)
+    if args.mode == "pipelined":
+        stages = platform.export_and_load(table)
+        exported = next(stages)
+        middle = time.monotonic()
+        export_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        imported = next(stages)
+    else:
+        exported = platform.export(table)
+        middle = time.monotonic()
+        export_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        imported = platform.load(table)
     done = time.monotonic()
     print(json.dumps({
         "export_s": middle - started, "import_s": done - middle, "rows": imported.rows,
@@ -122,7 +131,7 @@ def child(args) -> None:
     }))
 
 
-def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoint: str | None) -> dict:
+def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoint: str | None, mode: str) -> dict:
     import yaml
 
     if store == "local":
@@ -143,7 +152,7 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
             "type": "s3", "endpoint_url": s3_endpoint, "bucket": bucket,
             "access_key_id": "${SYNC_TEST_S3_KEY_ID}", "secret_access_key": "${SYNC_TEST_S3_SECRET}",
         }}
-    config = workdir / f"bench-{store}-{fmt}.yaml"
+    config = workdir / f"bench-{store}-{fmt}-{mode}.yaml"
     config.write_text(
         yaml.safe_dump(
             {
@@ -154,7 +163,7 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
                         "name": "bench",
                         "type": "table_to_table",
                         "source": {"datasource": "src", "table": "lineitem"},
-                        "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}"},
+                        "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}_{mode}"},
                         "store": {"s3_config_id": "exports"},
                         "run_config": {"batch_file_format": fmt},
                     }
@@ -162,7 +171,8 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
             }
         )
     )
-    done = subprocess.run([sys.executable, __file__, "--child", str(config)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--child", str(config), "--mode", mode], capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -173,7 +183,10 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
     parser.add_argument("--s3-endpoint", default=os.environ.get("SYNC_TEST_S3_ENDPOINT"))
     parser.add_argument("--paths", default="local-csv,local-parquet,s3-csv,s3-parquet", help="which syncs to measure")
+    parser.add_argument("--modes", default="sequential,pipelined", help="sequential (export, then import), "
+                        "pipelined (the import overlaps the export)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="sequential", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
@@ -194,15 +207,16 @@ def main() -> None:
         if not args.s3_endpoint:
             configs = [c for c in configs if c[0] != "s3"]
         for store, fmt in configs:
-            print(f"running sync {store}/{fmt} ...", flush=True)
-            run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint)
-            assert fingerprint(dst, f"lineitem_{store}_{fmt}") == expected, f"{store}/{fmt}: target differs from source"
-            results.append((f"sync {store} {fmt}", run["export_s"] + run["import_s"], run, store, fmt))
+            for mode in args.modes.split(","):
+                print(f"running sync {store}/{fmt} {mode} ...", flush=True)
+                run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint, mode)
+                assert fingerprint(dst, f"lineitem_{store}_{fmt}_{mode}") == expected, f"{store}/{fmt}: target differs"
+                results.append((f"{store} {fmt} {mode}", run["export_s"] + run["import_s"], run, store, fmt))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\nTPC-H lineitem SF{args.scale:g}: {rows:,} rows, PostgreSQL -> PostgreSQL, {os.cpu_count()} cores")
-    header = (f"{'path':<24}{'export s':>10}{'import s':>10}{'total s':>10}{'rows/s':>12}{'x raw pipe':>12}{'files':>7}"
+    header = (f"{'path':<28}{'export s':>10}{'import s':>10}{'total s':>10}{'rows/s':>12}{'x raw pipe':>12}{'files':>7}"
               f"{'MB files':>10}{'peak RSS MB':>13}")
     print(header)
     print("-" * len(header))
@@ -210,10 +224,10 @@ def main() -> None:
         rate = rows / seconds
         ratio = pipe_s / seconds  # rows/s relative to the raw pipe's
         if run is None:
-            print(f"{name:<24}{'':>10}{'':>10}{seconds:>10.2f}{rate:>12,.0f}{1:>12.2f}{'':>7}{'':>10}{'':>13}")
+            print(f"{name:<28}{'':>10}{'':>10}{seconds:>10.2f}{rate:>12,.0f}{1:>12.2f}{'':>7}{'':>10}{'':>13}")
         else:
             print(
-                f"{name:<24}{run['export_s']:>10.2f}{run['import_s']:>10.2f}{seconds:>10.2f}{rate:>12,.0f}{ratio:>12.2f}"
+                f"{name:<28}{run['export_s']:>10.2f}{run['import_s']:>10.2f}{seconds:>10.2f}{rate:>12,.0f}{ratio:>12.2f}"
                 f"{run['files']:>7}{run['bytes'] / 1e6:>10.1f}{run['peak_rss_mb']:>13.0f}"
             )
 

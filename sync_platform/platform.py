@@ -48,6 +48,7 @@ from .engine.filters import (
 )
 from .engine.manifest import ExportState, Manifest, export_state, read_manifest
 from .engine.pipeline import export_and_import
+from .engine.progress import Progress
 from .engine.stores import STORES, ObjectStore, store_from_config
 from .errors import SyncPlatformError, UnknownName, one_line
 from .preflight import check_before_writing
@@ -315,33 +316,36 @@ class Platform:
     def export(
         self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None,
         writer: str | None = None, orphaned: Callable[[], str | None] | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> ExportResult:
         """`anchor`: the run's scheduled (or start) time, where "last N months" ends; default now.
         `writer`: who exports (e.g. the run), recorded in the folder's lease and the manifest;
         `orphaned`: why the export's requester is gone, else None (it then stops itself)."""
-        request = self._export_request(table, anchor or self.now(table), partition_key, writer, orphaned)
+        request = self._export_request(table, anchor or self.now(table), partition_key, writer, orphaned, progress)
         schema = self.check_before_writing(table)
         return export_table(self.database(table.source, table.run_config), self.store(table), request, schema)
 
     def export_and_load(
         self, table: TableSync, anchor: datetime | None = None, partition_key: str | None = None,
         writer: str | None = None, orphaned: Callable[[], str | None] | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> Iterator[ExportResult | ImportResult]:
         """export() and load() overlapped (engine/pipeline.py): the ExportResult when the export is
         done, then the ImportResult once the import, which loaded each file as it was written, has
         committed."""
         anchor = anchor or self.now(table)
-        request = self._export_request(table, anchor, partition_key, writer, orphaned)
+        request = self._export_request(table, anchor, partition_key, writer, orphaned, progress)
         schema = self.check_before_writing(table)
         target = self.database(table.target, table.run_config)
         target.lock_timeout = table.run_config.heartbeat_timeout
         yield from export_and_import(
             self.database(table.source, table.run_config), self.store(table), request, schema, target,
-            table.target.table_name, self.row_filter(table, "target", anchor, partition_key),
+            table.target.table_name, self.row_filter(table, "target", anchor, partition_key), progress,
         )
 
     def _export_request(self, table: TableSync, anchor: datetime, partition_key: str | None, writer: str | None,
-                        orphaned: Callable[[], str | None] | None) -> ExportRequest:
+                        orphaned: Callable[[], str | None] | None,
+                        progress: Callable[[Progress], None] | None) -> ExportRequest:
         rc = table.run_config
         return ExportRequest(
             task=table.task,
@@ -357,9 +361,11 @@ class Platform:
             heartbeat_timeout=rc.heartbeat_timeout,
             **({"writer": writer} if writer else {}),
             orphaned=orphaned,
+            progress=progress,
         )
 
-    def load(self, table: TableSync, partition_key: str | None = None, writers: Collection[str] = ()) -> ImportResult:
+    def load(self, table: TableSync, partition_key: str | None = None, writers: Collection[str] = (),
+             progress: Callable[[Progress], None] | None = None) -> ImportResult:
         """Replace the target's slice (its filter and partition window, with the export's anchor)
         by the export: other partitions and rows outside the filter stay untouched. `writers`: when
         given, the export must be one of theirs (the run's own export, not one written since)."""
@@ -374,7 +380,7 @@ class Platform:
         where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
         target = self.database(table.target, table.run_config)
         target.lock_timeout = table.run_config.heartbeat_timeout  # a load stuck behind another session's lock stops
-        return import_export(target, store, folder, table.target.table_name, where, manifest)
+        return import_export(target, store, folder, table.target.table_name, where, manifest, progress)
 
     def diff(
         self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None,

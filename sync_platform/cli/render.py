@@ -9,6 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..engine.progress import Progress
+
 
 def grid(headers: list[str], rows: list[list]) -> Table:
     """Columns two spaces apart, a rule under the header."""
@@ -33,3 +35,19 @@ def out(text: str) -> None:
 
 def err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def progress_grid(reports: list[tuple[str, str, Progress]]) -> Table:
+    """(run, table, its latest Progress) as bars: rows done of the expected, rows/s, ETA."""
+    from rich.progress_bar import ProgressBar
+
+    bars = Table(box=None, show_header=True, pad_edge=False, padding=(0, 1, 0, 0))
+    for header in ("run", "table", "stage", "progress", "rows", "rows/s", "ETA"):
+        bars.add_column(header, no_wrap=True)
+    for run, table_name, p in reports:
+        total = p.total_rows or max(p.rows, 1)
+        expected = f" of {'~' if p.estimated else ''}{p.total_rows:,}" if p.total_rows else ""
+        eta = "done" if p.done else (f"{p.eta_s:,.0f} s" if p.eta_s is not None else "?")
+        bars.add_row(run, table_name, p.stage, ProgressBar(total=total, completed=min(p.rows, total), width=30),
+                     f"{p.rows:,}{expected}", f"{p.rows_per_s:,.0f}", eta)
+    return bars

@@ -92,21 +92,32 @@ def summary_rows(platform, planned: list[PlannedRun], outcomes: list) -> list[li
 SUMMARY_HEADERS = ["task", "table", "rows exported", "rows imported", "check", "seconds", "run"]
 
 
+def live_progress(runs) -> list[tuple]:
+    """(run, table, Progress) of each stage the runs report (their progress tags), the latest of each."""
+    from ..defs.naming import PROGRESS_TAG_PREFIX
+    from ..engine.progress import Progress
+
+    return [(run.run_id[:8], key[len(PROGRESS_TAG_PREFIX):], Progress.from_json(value))
+            for run in runs for key, value in sorted(run.tags.items()) if key.startswith(PROGRESS_TAG_PREFIX)]
+
+
 def follow(launcher, platform, planned: list[PlannedRun], run_ids: list[str]) -> list[list]:
     """Wait for the runs, showing their stages live on a terminal; the summary rows. Each step that
     failed is then reported on stderr with its one-paragraph reason, so nobody opens the UI to read it."""
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.live import Live
 
     from ..defs.eventlog import run_outcome
-    from .render import grid
+    from .render import grid, progress_grid
 
     console = Console(stderr=True)
     with Live(console=console, transient=True, auto_refresh=False, redirect_stdout=False) as live:
         def show(runs):
             if console.is_terminal:
                 outcomes = [run_outcome(launcher.instance, r.run_id) for r in runs]
-                live.update(grid(SUMMARY_HEADERS, summary_rows(platform, planned, outcomes)), refresh=True)
+                summary = grid(SUMMARY_HEADERS, summary_rows(platform, planned, outcomes))
+                bars = live_progress(runs)
+                live.update(Group(summary, progress_grid(bars)) if bars else summary, refresh=True)
 
         launcher.wait(run_ids, on_poll=show)
     outcomes = [run_outcome(launcher.instance, run_id) for run_id in run_ids]

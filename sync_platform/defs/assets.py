@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster import DagsterExecutionInterruptedError
 
+from ..engine.progress import Progress
 from ..errors import foreseen, one_line
 from ..platform import TableSync
 from . import eventlog, naming
@@ -128,6 +129,18 @@ def orphan_check(context) -> Callable[[], str | None] | None:
     return lambda: None if os.getppid() == worker else f"the run worker (pid {worker}) that started this step is gone"
 
 
+def progress_reporter(context, table: TableSync, partition_key: str | None) -> Callable[[Progress], None]:
+    """Each live report (every 10 s) as a line of the step's log and as the run's tag
+    naming.progress_tag(...): the run page shows it, `sync-platform run --wait` draws it as a bar."""
+    tag = naming.progress_tag(table.target.table, partition_key)
+
+    def report(progress: Progress) -> None:
+        context.log.info(progress.line())
+        context.instance.add_run_tags(context.run.run_id, {tag: progress.to_json()})
+
+    return report
+
+
 def own_export_writers(context, export_key: dg.AssetKey) -> tuple[str, ...]:
     """Whose export the run's import must load: when the run exports the table itself (or the run
     it re-executes, or that run's root, did), only theirs, so an export written since by another
@@ -144,7 +157,8 @@ def build_export_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefiniti
         key = partition_key_of(context, table)
         with reported("export", table, key, context):
             result = sync.platform.export(table, anchor=run_anchor(context, table), partition_key=key,
-                                          writer=writer_of(context), orphaned=orphan_check(context))
+                                          writer=writer_of(context), orphaned=orphan_check(context),
+                                          progress=progress_reporter(context, table, key))
         context.log.info(
             f"exported {result.manifest.rows} rows in {len(result.manifest.files)} files to {result.location}"
         )
@@ -158,7 +172,8 @@ def build_imported_asset(table: TableSync, specs: TableSpecs) -> dg.AssetsDefini
     def imported(context: dg.AssetExecutionContext, sync: SyncPlatformResource) -> dg.MaterializeResult:
         key = partition_key_of(context, table)
         with reported("import", table, key, context):
-            result = sync.platform.load(table, partition_key=key, writers=own_export_writers(context, specs.export.key))
+            result = sync.platform.load(table, partition_key=key, writers=own_export_writers(context, specs.export.key),
+                                        progress=progress_reporter(context, table, key))
         context.log.info(f"loaded {result.rows} rows into {table.target.table}")
         return dg.MaterializeResult(metadata=imported_metadata(table, result))
 
@@ -232,14 +247,16 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
             stage = "export"
             # Both stages selected: the import overlaps the export (engine/pipeline.py), each
             # still reported when it ends. Closed on any way out, so an import never outlives its step.
+            progress = progress_reporter(context, table, key)
             stages = closing(platform.export_and_load(table, anchor=anchor, partition_key=key,
-                                                      writer=writer_of(context), orphaned=orphaned)
+                                                      writer=writer_of(context), orphaned=orphaned, progress=progress)
                              if export_key in selected and imported_key in selected else (_ for _ in ()))
             try:
                 with stages as overlapped:
                     if export_key in selected:
                         exported = next(overlapped, None) or platform.export(
-                            table, anchor=anchor, partition_key=key, writer=writer_of(context), orphaned=orphaned)
+                            table, anchor=anchor, partition_key=key, writer=writer_of(context), orphaned=orphaned,
+                            progress=progress)
                         context.log.info(f"{where}exported {exported.manifest.rows} rows to {exported.location}")
                         yield dg.AssetMaterialization(export_key, partition=key, metadata=export_metadata(exported))
                     if specs.export_files.key in checks:
@@ -248,7 +265,7 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                                                       partition=key, **files)
                     stage = "import"
                     if imported_key in selected:
-                        loaded = next(overlapped, None) or platform.load(table, partition_key=key)
+                        loaded = next(overlapped, None) or platform.load(table, partition_key=key, progress=progress)
                         context.log.info(f"{where}loaded {loaded.rows} rows into {table.target.table}")
                         yield dg.AssetMaterialization(
                             imported_key, partition=key, metadata=imported_metadata(table, loaded)

@@ -42,6 +42,13 @@ PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG, RANGE_END_TAG = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 SCHEDULED_TIME_TAG = "dagster/scheduled_execution_time"
 PARENT_RUN_TAG = "dagster/parent_run_id"
+PROGRESS_TAG_PREFIX = "sync_platform/progress/"  # + target table [+ /partition]: the latest Progress, as JSON
+
+
+def progress_tag(target_table: str, partition_key: str | None = None) -> str:
+    """The run tag holding a table's (partition's) live progress; tag keys take [A-Za-z0-9_.-/]."""
+    name = f"{target_table}/{partition_key}" if partition_key else target_table
+    return PROGRESS_TAG_PREFIX + re.sub(r"[^A-Za-z0-9_./-]", "_", name)
 
 
 def valid_name(task: str) -> bool:

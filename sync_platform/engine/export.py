@@ -30,6 +30,7 @@ from .filters import RowFilter
 from .formats import FileFormat
 from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
+from .progress import Progress, ProgressMeter
 from .stores import ObjectStore
 from .watchdog import watchdog_for
 
@@ -48,6 +49,7 @@ class ExportRequest:
     heartbeat_timeout: float | None = None  # seconds without a batch read or a file written: Stalled
     writer: str = field(default_factory=lambda: f"process {os.getpid()}")  # who writes: in lease and manifest
     orphaned: Callable[[], str | None] | None = None  # why the requester is gone (see watchdog.py), else None
+    progress: Callable[[Progress], None] | None = None  # live reports (progress.py), every 10 s
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -141,6 +143,7 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
             try:
                 done = future.result(timeout=1.0)
                 watchdog.beat()
+                meter.add(done.rows, done.bytes)
                 if on_file:
                     on_file(done)
                 return done
@@ -153,9 +156,11 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
                         "endpoint and the network to it, or raise heartbeat_timeout"
                     ) from None
 
+    total = source.estimated_rows(request.table) if request.progress else None
+    meter = ProgressMeter("export", str(request.table), total, request.progress)
     failed = True
     try:
-        with closing(reader), watchdog:
+        with closing(reader), watchdog, meter:
             chunks = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
             for number, chunk in enumerate(chunks):
                 watchdog.beat()

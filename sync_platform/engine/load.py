@@ -22,6 +22,7 @@ from .errors import ExportIncomplete, LoadFailed
 from .filters import RowFilter, Where
 from .formats import FileFormat, format_for_file
 from .manifest import ExportFile, Manifest, read_manifest
+from .progress import Progress, ProgressMeter
 from .stores import ObjectStore
 
 _PREFETCH_FILES = 1
@@ -121,6 +122,7 @@ def import_export(
     table: TableName,
     where: RowFilter | Where | str | None = None,
     manifest: Manifest | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> ImportResult:
     """Replace the target rows matching `where` (all rows when None) by the export's rows.
     `manifest`: the folder's manifest when the caller has already read it."""
@@ -129,14 +131,25 @@ def import_export(
     check_target_columns(target, table, manifest.schema)
     if isinstance(where, RowFilter):
         where = where.where(manifest.schema, target.dialect.quote)
-    rows = load_files(target, store, folder, table, manifest.schema, manifest.files, manifest.rows, where)
+    rows = load_files(target, store, folder, table, manifest.schema, manifest.files, manifest.rows, where, progress)
     return ImportResult(manifest=manifest, rows=rows, seconds=time.monotonic() - started)
 
 
 def load_files(target: Database, store: ObjectStore, folder: str, table: TableName, schema: TableSchema,
                entries: Iterable[ExportFile], expected_rows: int | Callable[[], int],
-               where: Where | str | None = None) -> int:
+               where: Where | str | None = None, progress: Callable[[Progress], None] | None = None,
+               estimated_rows: int | None = None) -> int:
     """The one transaction of an import: replace the rows matching `where` by those of `entries`,
-    each verified before it is loaded; rows loaded."""
-    files = _verified_files(store, folder, entries, schema, as_text=target.loads_csv_text)
-    return target.replace_rows(table, schema, files, expected_rows=expected_rows, where=where)
+    each verified before it is loaded; rows loaded. `progress`: live reports against the
+    manifest's count (or `estimated_rows` while the export is still writing)."""
+    counted = isinstance(expected_rows, int)
+    meter = ProgressMeter("import", str(table), expected_rows if counted else estimated_rows, progress,
+                          estimated=not counted)
+
+    def loaded_files() -> Iterator[VerifiedFile]:
+        for verified in _verified_files(store, folder, entries, schema, as_text=target.loads_csv_text):
+            yield verified
+            meter.add(verified.rows, len(verified.data))  # asked for the next: this one is loaded
+
+    with meter:
+        return target.replace_rows(table, schema, loaded_files(), expected_rows=expected_rows, where=where)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from .columns import TableName, TableSchema
 from .dialects import Database
@@ -22,6 +23,7 @@ from .export import ExportRequest, ExportResult, export_table
 from .filters import RowFilter
 from .load import ImportResult, check_target_columns, load_files
 from .manifest import ExportFile, Manifest
+from .progress import Progress
 from .stores import ObjectStore
 
 
@@ -66,7 +68,9 @@ class FileFeed:
 def export_and_import(
     source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema,
     target: Database, table: TableName, where: RowFilter | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Iterator[ExportResult | ImportResult]:
+    """`progress`: live reports of both stages (the export's request may carry its own)."""
     """Yield the ExportResult when the export is done, then the ImportResult once the import has
     committed. An error of the export is raised first; the import's (the export done) second."""
     check_target_columns(target, table, schema)
@@ -77,7 +81,9 @@ def export_and_import(
     def load() -> None:
         started = time.monotonic()
         try:
-            rows = load_files(target, store, request.folder, table, schema, feed, feed.rows, target_where)
+            estimate = source.estimated_rows(request.table) if progress else None
+            rows = load_files(target, store, request.folder, table, schema, feed, feed.rows, target_where, progress,
+                              estimate)
             outcome["rows"], outcome["seconds"] = rows, time.monotonic() - started
         except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = error
@@ -85,7 +91,8 @@ def export_and_import(
     loader = threading.Thread(target=load, name=f"import {table}", daemon=True)
     loader.start()
     try:
-        exported = export_table(source, store, request, schema, on_file=feed.put)
+        exported = export_table(source, store, replace(request, progress=request.progress or progress), schema,
+                                on_file=feed.put)
         feed.finish(exported.manifest)
         yield exported
         loader.join()

@@ -414,6 +414,11 @@ class Database(_Complete, ABC, abstract=True):
     def reflect(self, table: TableName) -> TableSchema:
         """The table's columns and primary key; TableNotFound if it does not exist."""
 
+    @abstractmethod
+    def estimated_rows(self, table: TableName) -> int | None:
+        """The table's row count as the database estimates it without counting (its statistics),
+        for progress reports; None when it has none."""
+
     # --- bulk I/O -------------------------------------------------------------------------------
     @abstractmethod
     def read_batches(

@@ -420,6 +420,11 @@ class MySQLDatabase(ServerDatabase):
     def schema_exists(self, schema: str) -> bool:
         return bool(self.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)))
 
+    def estimated_rows(self, table: TableName) -> int | None:
+        rows = self.query("SELECT table_rows FROM information_schema.tables WHERE table_schema = "
+                          "COALESCE(%s, DATABASE()) AND table_name = %s", (table.schema, table.name))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) "

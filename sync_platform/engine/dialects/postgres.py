@@ -294,6 +294,11 @@ class PostgresDatabase(ServerDatabase):
         with self._connect() as conn:
             return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone() is not None
 
+    def estimated_rows(self, table: TableName) -> int | None:
+        rows = self.query("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                          (self._regclass(table),))
+        return int(rows[0][0]) if rows and rows[0][0] is not None and rows[0][0] >= 0 else None  # -1: never analyzed
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         with self._connect() as conn:
             rows = conn.execute(

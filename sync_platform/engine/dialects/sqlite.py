@@ -321,6 +321,14 @@ class SQLiteDatabase(Database):
     def schema_exists(self, schema: str) -> bool:
         return schema == "main"  # attached databases aside, the one schema
 
+    def estimated_rows(self, table: TableName) -> int | None:
+        """The largest rowid: exact for a table rows are only added to, one index lookup."""
+        try:
+            rows = self.query(f"SELECT max(rowid) FROM {self.dialect.qualified(table)}")
+        except Exception:  # noqa: BLE001 - a WITHOUT ROWID table has none: no estimate
+            return None
+        return int(rows[0][0] or 0)
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         if schema not in (None, "main"):
             raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")
