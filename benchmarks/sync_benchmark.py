@@ -131,7 +131,8 @@ def child(args) -> None:
     }))
 
 
-def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoint: str | None, mode: str) -> dict:
+def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoint: str | None, mode: str,
+             parallel: int | None = None) -> dict:
     import yaml
 
     if store == "local":
@@ -165,7 +166,8 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
                         "source": {"datasource": "src", "table": "lineitem"},
                         "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}_{mode}"},
                         "store": {"s3_config_id": "exports"},
-                        "run_config": {"batch_file_format": fmt},
+                        "run_config": {"batch_file_format": fmt,
+                                       **({"export_compress_parallel": parallel} if parallel else {})},
                     }
                 ],
             }
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--paths", default="local-csv,local-parquet,s3-csv,s3-parquet", help="which syncs to measure")
     parser.add_argument("--modes", default="sequential,pipelined", help="sequential (export, then import), "
                         "pipelined (the import overlaps the export)")
+    parser.add_argument("--parallel", type=int, help="export_compress_parallel (default: the task default)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sequential", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,7 +212,7 @@ def main() -> None:
         for store, fmt in configs:
             for mode in args.modes.split(","):
                 print(f"running sync {store}/{fmt} {mode} ...", flush=True)
-                run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint, mode)
+                run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint, mode, args.parallel)
                 assert fingerprint(dst, f"lineitem_{store}_{fmt}_{mode}") == expected, f"{store}/{fmt}: target differs"
                 results.append((f"{store} {fmt} {mode}", run["export_s"] + run["import_s"], run, store, fmt))
     finally:

@@ -18,6 +18,10 @@ _CAUSES = {
 }
 
 
+_MISSING = ("404", "NoSuchKey")
+# 412: the condition failed; 409: a concurrent conditional write won; 404: If-Match on a deleted key.
+_CONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", *_MISSING)
+
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -130,50 +134,34 @@ class S3Store(ObjectStore):
         )
         return response["Body"].read()
 
-    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+    def _call_or_none(self, what: str, fn, codes: tuple[str, ...], **kwargs):
+        """_call, but None when S3 answers with one of `codes` (no such key, a failed condition)."""
         import botocore.exceptions
 
-        def get():
+        def attempt():
             try:
-                return self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+                return fn(**kwargs)
             except botocore.exceptions.ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                if error.response.get("Error", {}).get("Code") in codes:
                     return None
                 raise
 
-        response = self._call(f"download of {self.url(key)}", get)
+        return self._call(what, attempt)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str] | None:
+        response = self._call_or_none(f"download of {self.url(key)}", self.client.get_object, _MISSING,
+                                      Bucket=self.bucket, Key=self._key(key))
         return None if response is None else (response["Body"].read(), response["ETag"])
 
     def put_if(self, key: str, data: bytes, version: str | None) -> str | None:
-        import botocore.exceptions
-
         condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
-
-        def put():
-            try:
-                return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-            except botocore.exceptions.ClientError as error:
-                # 412: the condition failed; 409: a concurrent conditional write won; 404: If-Match on a deleted key.
-                if error.response.get("Error", {}).get("Code") in (
-                        "PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"):
-                    return None
-                raise
-
-        response = self._call(f"conditional upload of {self.url(key)}", put)
+        response = self._call_or_none(f"conditional upload of {self.url(key)}", self.client.put_object,
+                                      _CONDITION_FAILED, Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
         return None if response is None else response["ETag"]
 
     def exists(self, key: str) -> bool:
-        import botocore.exceptions
-
-        def head():
-            try:
-                return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-            except botocore.exceptions.ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                    return None
-                raise
-
-        return self._call(f"lookup of {self.url(key)}", head) is not None
+        return self._call_or_none(f"lookup of {self.url(key)}", self.client.head_object, _MISSING,
+                                  Bucket=self.bucket, Key=self._key(key)) is not None
 
     def list(self, prefix: str) -> list[str]:
         return sorted(self.sizes(prefix))
