@@ -75,13 +75,16 @@ class TableSync:
     filters: FilterConfig | None = None
     partition: PartitionConfig | None = None
     subtask: bool = False  # one table of a database_to_database task
+    pipeline: bool = False  # the task asks for one step, its import overlapping its export
 
     @property
     def one_step(self) -> bool:
-        """Exported, imported and checked in one Dagster step (see assets.build_table_step): the
-        tables of a database task (so batch_parallel_size bounds tables in flight) and partitioned
-        tables backfilled in a single run."""
-        return self.subtask or (self.partition is not None and self.partition.backfill == "single_run")
+        """Exported, imported and checked in one Dagster step (see assets.build_table_step), the
+        import overlapping the export: the tables of a database task (so batch_parallel_size bounds
+        tables in flight), partitioned tables backfilled in a single run, and the table of a task
+        with `pipeline: true`."""
+        return (self.subtask or self.pipeline
+                or (self.partition is not None and self.partition.backfill == "single_run"))
 
     def export_folder(self, partition_key: str | None = None) -> str:
         """<task>/<source table>/<partition key, or "full">: one export per table and partition."""
@@ -145,6 +148,7 @@ class Platform:
             store_id=self._store_id(task),
             bucket=task.s3_config_bucket,
             csv_compression=task.store.csv_compression,
+            pipeline=getattr(task, "pipeline", False),
             **{**defaults, **fields},
         )
 

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -149,3 +151,28 @@ def test_a_sync_killed_mid_way_leaves_the_target_as_it_was(setup):
     assert [type(s).__name__ for s in platform.export_and_load(platform.table_sync("copy"))] == [
         "ExportResult", "ImportResult"]
     assert _target(run) == setup.new
+
+
+def test_a_table_to_table_task_asking_for_the_pipeline_runs_its_table_in_one_overlapped_step(setup, tmp_path):
+    """`pipeline: true`: a real run of the code location (`sync-platform run --wait`) exports,
+    imports (overlapped) and checks the table in one step; each stage is still materialized."""
+    import yaml
+
+    document = yaml.safe_load(setup.config.read_text())
+    document["tasks"][0]["pipeline"] = True
+    setup.config.write_text(yaml.safe_dump(document))
+    command = [str(Path(sys.executable).parent / "sync-platform"), "run", "copy", "--wait", "--config",
+               str(setup.config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _target(setup.run) == setup.new
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs(limit=1)
+        steps = {e.step_key for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
+        materialized = {e.dagster_event.asset_key.to_user_string()
+                        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+        checks = [e.dagster_event.event_specific_data for e in instance.all_logs(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    assert steps == {"copy__items_copy__sync"}, steps
+    assert materialized == {"copy/items__export", "copy/items_copy"}
+    assert {(c.check_name, c.passed) for c in checks} == {("data_diff", True), ("export_files", True)}

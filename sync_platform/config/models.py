@@ -342,6 +342,9 @@ class TableToTableTask(TaskBase):
     # Where the job's steps run: in the run worker's process (no start-up per step, nothing outlives
     # a killed worker), or one process per step (Dagster's default; a step's memory is its own).
     executor: Literal["in_process", "multiprocess"] = "in_process"
+    # One step instead of two assets run one after the other: the import overlaps the export
+    # (engine/pipeline.py; README "How a sync works"), the export can no longer be run alone.
+    pipeline: bool = False
 
 
 class DatabaseRef(Model):

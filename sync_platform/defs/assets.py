@@ -234,7 +234,8 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
         specs=[specs.export.replace_attributes(skippable=True), specs.imported.replace_attributes(skippable=True)],
         check_specs=[specs.check, specs.export_files],
         partitions_def=specs.partitions,
-        backfill_policy=dg.BackfillPolicy.single_run() if specs.partitions else None,
+        backfill_policy=(None if not specs.partitions else dg.BackfillPolicy.single_run()
+                         if table.partition.backfill == "single_run" else dg.BackfillPolicy.multi_run(1)),
         can_subset=True,
     )
     def table_step(context: dg.AssetExecutionContext, sync: SyncPlatformResource):
