@@ -5,6 +5,8 @@ dialects/  databases: SQL idioms (SqlDialect) and connections, reflection, strea
 formats/   export file formats (CSV + zstd/gzip, Parquet)
 stores/    where export files live (local folder, S3)
 export.py  table -> files + manifest;  load.py  files -> target table;  diff/  data diffs
+pipeline.py the import overlapping the export;  lease.py  one writer per export folder
+watchdog.py heartbeat_timeout (sentinel.py: its out-of-process half);  progress.py  live reports
 columns.py the normalisation contract every part shares
 """
 

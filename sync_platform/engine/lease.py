@@ -74,17 +74,15 @@ class Holder:
 class WriterLease:
     """`with WriterLease(store, folder, writer):` holds the folder's lease for the block."""
 
-    def __init__(self, store: ObjectStore, folder: str, writer: str, ttl: float | None = None,
-                 sleep=time.sleep):
+    def __init__(self, store: ObjectStore, folder: str, writer: str, ttl: float | None = None):
         self.store, self.folder, self.writer, self.ttl = store, folder, writer, ttl or LEASE_TTL_S
         self.key = f"_sync_platform/writers/{folder}.json"
-        self._sleep = sleep
+        self._here = store.url(self.key)  # this process's name for it, store included (_HELD_HERE)
         self._version: str | None = None
         self._renewed = 0.0
         self._lost_to: str | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one conditional write at a time: the renewer's or the writer's
-        self.replaced: str | None = None  # the writer whose dead or expired lease this one took over
 
     def _mine(self, released: bool = False) -> bytes:
         holder = Holder(self.writer, socket.gethostname(), os.getpid(), time.time(), self.ttl, released)
@@ -96,7 +94,7 @@ class WriterLease:
             wait = self._try_acquire(started)
             if wait is None:
                 return
-            self._sleep(wait)
+            time.sleep(wait)
 
     def _try_acquire(self, started: float) -> float | None:
         """One look and one conditional write: None once held, else how long to wait first."""
@@ -106,7 +104,7 @@ class WriterLease:
             if current is not None:
                 holder, version = Holder(**json.loads(current[0])), current[1]
                 now = time.time()
-                free = holder.released or (holder.gone() and self.key not in _HELD_HERE) or (
+                free = holder.released or (holder.gone() and self._here not in _HELD_HERE) or (
                     now - holder.renewed_at > holder.ttl)
                 if not free:
                     live = now - holder.renewed_at <= holder.ttl / 2
@@ -119,13 +117,11 @@ class WriterLease:
                             "Let that writer finish (or terminate its run), then run this again"
                         )
                     return 1.0 if live else min(holder.renewed_at + holder.ttl - now + 0.5, self.ttl / 4)
-                if not holder.released:
-                    self.replaced = holder.describe(now)
             new_version = self.store.put_if(self.key, self._mine(), version)
             if new_version is None:
                 return 0.0  # another writer changed the lease between our read and our write: look again
             self._version, self._renewed = new_version, time.monotonic()
-            _HELD_HERE.add(self.key)
+            _HELD_HERE.add(self._here)
             return None
 
     def renew(self) -> None:
@@ -167,7 +163,7 @@ class WriterLease:
 
     def release(self) -> None:
         self._stop.set()
-        _HELD_HERE.discard(self.key)
+        _HELD_HERE.discard(self._here)
         with self._lock:
             if self._lost_to is None and self._version is not None:
                 try:
