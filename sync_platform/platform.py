@@ -366,6 +366,7 @@ class Platform:
             **({"writer": writer} if writer else {}),
             orphaned=orphaned,
             progress=progress,
+            readers=rc.export_readers,
         )
 
     def load(self, table: TableSync, partition_key: str | None = None, writers: Collection[str] = (),

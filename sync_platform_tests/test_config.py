@@ -31,7 +31,8 @@ def test_defaults_are_the_specs():
     assert (rc.export_batch_rows, rc.batch_parallel_size, rc.batch_file_format) == (100_000, 5, "csv")
     assert (rc.heartbeat_timeout, rc.export_compress_parallel, rc.enable_pk_duplicate_detect) == (60, 5, True)
     assert rc.source_timezone == "Asia/Shanghai"
-    assert len(RunConfig.model_fields) == 19
+    assert len(RunConfig.model_fields) == 20  # the spec's 19 and export_readers (chunked exports)
+    assert rc.export_readers == 1
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ StoreConfig = Annotated[_STORE_CONFIGS, Field(discriminator="type")]
 
 
 class RunConfig(Model):
-    """The spec's 19 run configuration keys, with the spec's defaults."""
+    """The spec's 19 run configuration keys, with the spec's defaults, and export_readers."""
 
     key_columns: list[str] | None = None
     extra_columns: list[str] | None = None
@@ -115,6 +115,9 @@ class RunConfig(Model):
     enable_pk_duplicate_detect: bool = True
     source_timezone: str = "Asia/Shanghai"
     import_order_by: str | None = None
+    # Not one of the spec's keys: chunks of one table read at once, from one shared snapshot
+    # (PostgreSQL sources; others read with one reader). README "How a sync works".
+    export_readers: int = Field(1, ge=1, le=16)
 
     @field_validator("key_columns", "extra_columns", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -26,7 +27,7 @@ import pyarrow as pa
 from .columns import TableName, TableSchema
 from .dialects import Database
 from .errors import Orphaned, Stalled
-from .filters import RowFilter
+from .filters import RowFilter, and_
 from .formats import FileFormat
 from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
@@ -50,6 +51,7 @@ class ExportRequest:
     writer: str = field(default_factory=lambda: f"process {os.getpid()}")  # who writes: in lease and manifest
     orphaned: Callable[[], str | None] | None = None  # why the requester is gone (see watchdog.py), else None
     progress: Callable[[Progress], None] | None = None  # live reports (progress.py), every 10 s
+    readers: int = 1  # chunks read at once from one shared snapshot, where the source can (chunked export)
 
     def __post_init__(self) -> None:
         if self.batch_rows < 1 or self.parallel < 1:
@@ -105,7 +107,11 @@ def export_table(
         # Remove the old manifest first: until the new one is written the export reads as incomplete.
         store.delete([manifest_key(folder)])
         previous_files = set(store.list(folder))
-        written = _write_files(source, store, request, schema, where, lease, on_file)
+        written = None
+        if request.readers > 1 and source.can_share_snapshot:
+            written = _write_chunked(source, store, request, schema, where, lease, on_file)
+        if written is None:  # one reader: the source cannot share a snapshot, or the table cannot be split
+            written = _write_files(source, store, request, schema, where, lease, on_file)
         current = {f"{folder}/{f.name}" for f in written}
         store.delete(sorted(previous_files - current - {manifest_key(folder)}))
         manifest = Manifest(
@@ -178,3 +184,95 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
         # On failure, do not wait for an upload that hangs: its thread ends with the client's timeouts.
         pool.shutdown(wait=not failed, cancel_futures=True)
     return written
+
+
+CHUNKS_PER_READER = 4  # chunks of unequal cost even out when each reader takes several
+
+
+def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
+                   lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile] | None:
+    """`readers` threads each reading a chunk (a key or block range) at a time, all in ONE
+    snapshot the source shares (so rows changed meanwhile never mix two states), each writing its
+    chunk's files `part-<chunk>-<n>`; the files in chunk order (the manifest's, and on_file's).
+    None when the table cannot be split: the caller reads it with one reader."""
+    with source.shared_snapshot() as (connection, snapshot):
+        conditions = source.chunk_conditions(connection, request.table, schema, where, request.order_by,
+                                             request.readers * CHUNKS_PER_READER)
+        if conditions is None:
+            return None
+        tag = uuid.uuid4().hex
+        watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag,
+                                request.orphaned)
+        total = source.estimated_rows(request.table) if request.progress else None
+        meter = ProgressMeter("export", str(request.table), total, request.progress)
+        files: dict[int, list[ExportFile]] = {index: [] for index in range(len(conditions))}
+        complete: set[int] = set()
+        pending = deque(range(len(conditions)))
+        lock = threading.Lock()
+        stop = threading.Event()
+        errors: list[BaseException] = []
+        delivered = [0, 0]  # the chunk being delivered to on_file, and how many of its files were
+
+        def deliver() -> None:  # under lock: every file of the chunks in order, as soon as it exists
+            chunk, count = delivered
+            while chunk < len(conditions):
+                for entry in files[chunk][count:]:
+                    if on_file:
+                        on_file(entry)
+                count = len(files[chunk])
+                if chunk not in complete:
+                    break
+                chunk, count = chunk + 1, 0
+            delivered[:] = [chunk, count]
+
+        def read_chunks() -> None:
+            try:
+                while not stop.is_set():
+                    with lock:
+                        if not pending:
+                            return
+                        chunk = pending.popleft()
+                    reader = source.read_batches(request.table, schema, and_(where, conditions[chunk]),
+                                                 request.order_by, tag, snapshot)
+                    with closing(reader):
+                        tables = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
+                        for number, part in enumerate(tables):
+                            if stop.is_set():
+                                return
+                            lease.check()
+                            if request.orphaned and (why := request.orphaned()):
+                                raise Orphaned(f"export of {request.table} stopped: {why}; it wrote no manifest")
+                            key = f"{request.folder}/part-{chunk:05d}-{number:05d}{request.file_format.suffix}"
+                            entry = _write_file(store, key, part, request.file_format, schema)
+                            watchdog.beat()
+                            with lock:
+                                meter.add(entry.rows, entry.bytes)
+                                files[chunk].append(entry)
+                                deliver()
+                    with lock:
+                        complete.add(chunk)
+                        deliver()
+            except BaseException as error:  # noqa: BLE001 - handed to the export's thread
+                errors.append(error)
+                stop.set()
+
+        threads = [threading.Thread(target=read_chunks, name=f"export reader {n}", daemon=True)
+                   for n in range(min(request.readers, len(conditions)))]
+        with watchdog, meter:
+            for thread in threads:
+                thread.start()
+            try:
+                for thread in threads:
+                    while thread.is_alive():
+                        thread.join(1.0)
+                        if request.heartbeat_timeout and watchdog.silent_for() > request.heartbeat_timeout + 5:
+                            raise Stalled(
+                                f"export of {request.table}: no progress for {request.heartbeat_timeout:g} s "
+                                "(heartbeat_timeout) in any of its readers (a read or an upload): stopped. The files "
+                                "written so far have no manifest, so no import takes them"
+                            )
+            finally:
+                stop.set()
+            if errors:
+                raise errors[0]
+        return [entry for chunk in range(len(conditions)) for entry in files[chunk]]

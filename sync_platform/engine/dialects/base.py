@@ -423,10 +423,26 @@ class Database(_Complete, ABC, abstract=True):
     @abstractmethod
     def read_batches(
         self, table: TableName, schema: TableSchema, where: Where | None = None, order_by: str | None = None,
-        tag: str | None = None,
+        tag: str | None = None, snapshot: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the rows as canonical Arrow batches, never holding the table in memory. `tag`
-        marks the statement for cancel_read."""
+        marks the statement for cancel_read; `snapshot`: read in that exported snapshot
+        (shared_snapshot), where the database can share one."""
+
+    can_share_snapshot = False  # shared_snapshot and chunk_conditions work: chunked exports
+
+    @contextmanager
+    def shared_snapshot(self) -> Iterator[tuple[object, str]]:
+        """(connection, snapshot id): a transaction whose snapshot other connections can read in,
+        held open for the block. Only where can_share_snapshot."""
+        raise NotImplementedError(f"{self.label} cannot share a snapshot between connections")
+        yield  # noqa: B901 - a generator, for the contextmanager
+
+    def chunk_conditions(self, snapshot_connection, table: TableName, schema: TableSchema, where: Where | None,
+                         order_by: str | None, chunks: int) -> list[Where] | None:
+        """About `chunks` conditions that split the rows matching `where` into disjoint ranges,
+        in the order of `order_by` when given; None when the table cannot be split so."""
+        return None
 
     @abstractmethod
     def cancel_read(self, tag: str) -> None:

@@ -433,7 +433,9 @@ class MySQLDatabase(ServerDatabase):
         return [r[0] for r in rows]
 
     # --- reading -----------------------------------------------------------------------------------
-    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
+    def read_batches(
+        self, table, schema, where=None, order_by=None, tag=None, snapshot=None
+    ) -> Iterator[pa.RecordBatch]:
         """Streamed by connectorx (Rust, MySQL's binary protocol straight into Arrow): about 9x the
         rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot)."""
         import connectorx as cx

@@ -10,6 +10,7 @@ encodes every value, decimals above all, on one core of ours; text leaves the pa
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -323,13 +324,70 @@ class PostgresDatabase(ServerDatabase):
             raise
         return conn
 
-    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
+    can_share_snapshot = True
+
+    @contextmanager
+    def shared_snapshot(self) -> Iterator[tuple[object, str]]:
+        """A REPEATABLE READ transaction and its exported snapshot (pg_export_snapshot): readers
+        that set it see exactly the rows it sees, whatever commits meanwhile."""
+        import psycopg
+
+        with self._connect() as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            try:
+                yield conn, snapshot
+            finally:
+                conn.rollback()
+
+    def chunk_conditions(self, snapshot_connection, table, schema, where, order_by, chunks) -> list[Where] | None:
+        """Ranges of the primary key at its quantiles (read in the snapshot: the key at every
+        n-th row, n = rows / chunks), composite keys compared as rows; a table without a key (and
+        no order to keep) in ranges of its heap's blocks (ctid, a TID range scan). An order_by other
+        than the key itself cannot be kept across chunks: None."""
+        sql, keys = self.dialect, list(schema.primary_key)
+        estimate = self.estimated_rows(table) or 0
+        if order_by is not None and [part.split()[0].strip('"') for part in order_by.split(",")] != keys:
+            return None
+        if keys:
+            if estimate < 2 * chunks:
+                return None
+            columns = ", ".join(sql.quote(k) for k in keys)
+            literals = ", ".join(f"quote_literal({sql.quote(k)})" for k in keys)
+            step = max(1, estimate // chunks)
+            query = Where.statement(
+                f"SELECT {literals} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns}) AS sync_rn "
+                f"FROM {sql.qualified(table)}", where, f") s WHERE sync_rn % {step} = 0 ORDER BY sync_rn")
+            bounds = [row for row in snapshot_connection.execute(*sql.render(query)).fetchall()][: chunks - 1]
+            key = columns if len(keys) == 1 else f"({columns})"
+            values = [b[0] if len(keys) == 1 else f"({', '.join(b)})" for b in bounds]
+            ranges = ([f"{key} < {values[0]}"] if values else []) + [
+                f"{key} >= {low} AND {key} < {high}" for low, high in zip(values, values[1:])
+            ] + ([f"{key} >= {values[-1]}"] if values else [])
+        else:
+            pages = snapshot_connection.execute(
+                "SELECT relpages FROM pg_class WHERE oid = to_regclass(%s)", (self._regclass(table),)).fetchone()
+            if not pages or pages[0] < 2 * chunks:
+                return None
+            per = -(-pages[0] // chunks)
+            starts = list(range(0, pages[0], per))
+            ranges = [f"ctid >= '({start},0)'::tid" + (f" AND ctid < '({start + per},0)'::tid" if i < len(starts) - 1
+                                                        else "")
+                      for i, start in enumerate(starts)]
+        return [Where.text(condition) for condition in ranges] if len(ranges) > 1 else None
+
+    def read_batches(
+        self, table, schema, where=None, order_by=None, tag=None, snapshot=None
+    ) -> Iterator[pa.RecordBatch]:
         statement = self.dialect.select_sql(table, schema, where, order_by, tag)
         target = schema.arrow_schema
         conn = self._adbc()
         cursor = None
         try:
             cursor = conn.cursor()
+            if snapshot:  # ADBC runs its statements in one transaction: the read's, in the shared snapshot
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
             cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)})
             cursor.execute(statement.sql("${n}"), self.dialect.bind(statement) or None)  # ADBC binds $1, $2, ...
             for batch in cursor.fetch_record_batch():

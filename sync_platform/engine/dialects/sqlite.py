@@ -354,7 +354,9 @@ class SQLiteDatabase(Database):
         primary_key = tuple(name for _, name, _, _, _, pk in sorted(info, key=lambda r: r[5]) if pk)
         return TableSchema(columns=columns, primary_key=primary_key)
 
-    def read_batches(self, table, schema, where=None, order_by=None, tag=None) -> Iterator[pa.RecordBatch]:
+    def read_batches(
+        self, table, schema, where=None, order_by=None, tag=None, snapshot=None
+    ) -> Iterator[pa.RecordBatch]:
         readers = [_reader(c) for c in schema.columns]
         conn = self._connect(readonly=True)
         if tag:
