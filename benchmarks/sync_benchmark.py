@@ -132,7 +132,7 @@ def child(args) -> None:
 
 
 def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoint: str | None, mode: str,
-             parallel: int | None = None) -> dict:
+             parallel: int | None = None, readers: int = 1) -> dict:
     import yaml
 
     if store == "local":
@@ -153,7 +153,7 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
             "type": "s3", "endpoint_url": s3_endpoint, "bucket": bucket,
             "access_key_id": "${SYNC_TEST_S3_KEY_ID}", "secret_access_key": "${SYNC_TEST_S3_SECRET}",
         }}
-    config = workdir / f"bench-{store}-{fmt}-{mode}.yaml"
+    config = workdir / f"bench-{store}-{fmt}-{mode}-{readers}.yaml"
     config.write_text(
         yaml.safe_dump(
             {
@@ -164,9 +164,9 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
                         "name": "bench",
                         "type": "table_to_table",
                         "source": {"datasource": "src", "table": "lineitem"},
-                        "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}_{mode}"},
+                        "target": {"datasource": "dst", "table": f"lineitem_{store}_{fmt}_{mode}_{readers}"},
                         "store": {"s3_config_id": "exports"},
-                        "run_config": {"batch_file_format": fmt,
+                        "run_config": {"batch_file_format": fmt, "export_readers": readers,
                                        **({"export_compress_parallel": parallel} if parallel else {})},
                     }
                 ],
@@ -188,6 +188,7 @@ def main() -> None:
     parser.add_argument("--modes", default="sequential,pipelined", help="sequential (export, then import), "
                         "pipelined (the import overlaps the export)")
     parser.add_argument("--parallel", type=int, help="export_compress_parallel (default: the task default)")
+    parser.add_argument("--readers", default="1", help="export_readers values to measure, e.g. 1,2")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="sequential", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -211,10 +212,12 @@ def main() -> None:
             configs = [c for c in configs if c[0] != "s3"]
         for store, fmt in configs:
             for mode in args.modes.split(","):
-                print(f"running sync {store}/{fmt} {mode} ...", flush=True)
-                run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint, mode, args.parallel)
-                assert fingerprint(dst, f"lineitem_{store}_{fmt}_{mode}") == expected, f"{store}/{fmt}: target differs"
-                results.append((f"{store} {fmt} {mode}", run["export_s"] + run["import_s"], run, store, fmt))
+                for readers in map(int, args.readers.split(",")):
+                    name = f"{store} {fmt} {mode}" + (f" r{readers}" if args.readers != "1" else "")
+                    print(f"running sync {name} ...", flush=True)
+                    run = our_sync(src, dst, store, fmt, workdir, args.s3_endpoint, mode, args.parallel, readers)
+                    assert fingerprint(dst, f"lineitem_{store}_{fmt}_{mode}_{readers}") == expected, f"{name}: differs"
+                    results.append((name, run["export_s"] + run["import_s"], run, store, fmt))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
