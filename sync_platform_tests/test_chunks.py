@@ -109,3 +109,70 @@ def test_rows_changed_during_a_chunked_export_do_not_mix_two_states(tmp_path, pg
         assert conn.execute("SELECT id, balance FROM items_copy WHERE id IN (1, 40000) ORDER BY id").fetchall() == [
             (1, 100), (40000, 100)]
         assert conn.execute("SELECT sum(balance) FROM items").fetchone() == (4_000_000,)  # the source moved on
+
+
+# One chunked export of the task in a subprocess (killed by the test).
+EXPORT = """
+import sys
+from sync_platform.config import load_config
+from sync_platform.platform import Platform
+platform = Platform(load_config(sys.argv[1]))
+platform.export(platform.table_sync("copy"))
+"""
+
+
+def _paced_accounts(tmp_path, pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
+                     "pg_sleep(CASE WHEN id % 1000 = 0 THEN 0.25 ELSE 0 END) $$")
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY, balance int)")
+        conn.execute("INSERT INTO items SELECT i, 100 FROM generate_series(1, 40000) i")
+        conn.execute("ANALYZE items")
+    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=2, export_batch_rows=1000)
+    task["filters"] = {"source_where": "pace(id) = true"}
+    return write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"x": {"type": "local", "path": str(tmp_path / "x")}},
+                        [task])
+
+
+def _killed_half_way(tmp_path, config) -> dict:
+    """The export killed with SIGKILL once half its chunks are complete; the journal it left."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    journal = tmp_path / "x" / "_sync_platform" / "journal" / "copy" / "items" / "full.json"
+    export = subprocess.Popen([sys.executable, "-c", EXPORT, str(config)])
+    wait_for(lambda: journal.exists() and len(json.loads(journal.read_text())["files"]) >= 4,
+             "half of the chunks complete", timeout=120)
+    export.send_signal(signal.SIGKILL)
+    export.wait(30)
+    return json.loads(journal.read_text())
+
+
+def test_a_chunked_export_killed_half_way_rereads_only_its_incomplete_chunks(tmp_path, pg_url):
+    config = _paced_accounts(tmp_path, pg_url)
+    state = _killed_half_way(tmp_path, config)
+    complete_rows = sum(f["rows"] for files in state["files"].values() for f in files)
+    assert 0 < complete_rows < 40000 and len(state["conditions"]) == 8
+    platform = Platform(load_config(config))
+    result = platform.export(platform.table_sync("copy"))
+    assert result.resumed_rows == complete_rows  # every chunk complete at the kill is kept, not read again
+    assert not (tmp_path / "x" / "_sync_platform" / "journal" / "copy" / "items" / "full.json").exists()
+    platform.load(platform.table_sync("copy"))
+    assert _differences(pg_url) == (40000, 0, 0)
+
+
+def test_a_table_written_since_the_kill_is_exported_again_whole(tmp_path, pg_url):
+    config = _paced_accounts(tmp_path, pg_url)
+    _killed_half_way(tmp_path, config)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a change to a chunk the killed export had read
+        conn.execute("UPDATE items SET balance = 7 WHERE id = 1")
+        conn.execute("SELECT pg_stat_force_next_flush()")  # publish the count now, not within 10 s
+    platform = Platform(load_config(config))
+    result = platform.export(platform.table_sync("copy"))
+    assert result.resumed_rows == 0
+    platform.load(platform.table_sync("copy"))
+    assert _differences(pg_url) == (40000, 0, 0)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT balance FROM items_copy WHERE id = 1").fetchone() == (7,)

@@ -34,6 +34,7 @@ def export_metadata(result: ExportResult) -> dict:
         "location": dg.MetadataValue.path(result.location),
         "format": manifest.file_format,
         "source_query": dg.MetadataValue.md(f"```sql\n{manifest.source_query}\n```"),
+        **({"resumed_rows": result.resumed_rows} if result.resumed_rows else {}),
     }
 
 

@@ -27,8 +27,9 @@ import pyarrow as pa
 from .columns import TableName, TableSchema
 from .dialects import Database
 from .errors import Orphaned, Stalled
-from .filters import RowFilter, and_
+from .filters import RowFilter, Where, and_
 from .formats import FileFormat
+from .journal import ChunkJournal
 from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
 from .progress import Progress, ProgressMeter
@@ -65,6 +66,7 @@ class ExportResult:
     manifest: Manifest
     location: str
     seconds: float
+    resumed_rows: int = 0  # rows of chunks an interrupted export had completed, kept (journal.py)
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> Iterator[pa.Table]:
@@ -107,11 +109,11 @@ def export_table(
         # Remove the old manifest first: until the new one is written the export reads as incomplete.
         store.delete([manifest_key(folder)])
         previous_files = set(store.list(folder))
-        written = None
+        chunked = None
         if request.readers > 1 and source.can_share_snapshot:
-            written = _write_chunked(source, store, request, schema, where, lease, on_file)
-        if written is None:  # one reader: the source cannot share a snapshot, or the table cannot be split
-            written = _write_files(source, store, request, schema, where, lease, on_file)
+            chunked = _write_chunked(source, store, request, schema, where, lease, on_file, query)
+        # One reader: the source cannot share a snapshot, or the table cannot be split.
+        written, resumed_rows = chunked or (_write_files(source, store, request, schema, where, lease, on_file), 0)
         current = {f"{folder}/{f.name}" for f in written}
         store.delete(sorted(previous_files - current - {manifest_key(folder)}))
         manifest = Manifest(
@@ -128,7 +130,9 @@ def export_table(
         )
         lease.renew()  # a conditional write: the lease is still ours, so no newer export is overwritten
         store.put(manifest_key(folder), manifest.to_json().encode())
-    return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started)
+        store.delete([ChunkJournal.key(folder)])  # complete: nothing left to resume
+    return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started,
+                        resumed_rows=resumed_rows)
 
 
 def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
@@ -190,24 +194,40 @@ CHUNKS_PER_READER = 4  # chunks of unequal cost even out when each reader takes 
 
 
 def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
-                   lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile] | None:
+                   lease: WriterLease, on_file: Callable[[ExportFile], None] | None,
+                   query: str) -> tuple[list[ExportFile], int] | None:
     """`readers` threads each reading a chunk (a key or block range) at a time, all in ONE
     snapshot the source shares (so rows changed meanwhile never mix two states), each writing its
-    chunk's files `part-<chunk>-<n>`; the files in chunk order (the manifest's, and on_file's).
-    None when the table cannot be split: the caller reads it with one reader."""
+    chunk's files `part-<chunk>-<n>`; the files in chunk order (the manifest's, and on_file's), and
+    the rows of chunks kept from an interrupted export (its journal, journal.py). None when the
+    table cannot be split: the caller reads it with one reader."""
+    folder = request.folder
     with source.shared_snapshot() as (connection, snapshot):
-        conditions = source.chunk_conditions(connection, request.table, schema, where, request.order_by,
-                                             request.readers * CHUNKS_PER_READER)
-        if conditions is None:
-            return None
+        identity = source.table_identity(connection, request.table)
+        journal = ChunkJournal.load(store, folder)
+        if journal and journal.resumable(store, folder, query, request.file_format.name, request.batch_rows,
+                                         identity):
+            conditions = [Where.text(condition) for condition in journal.conditions]
+        else:
+            conditions = source.chunk_conditions(connection, request.table, schema, where, request.order_by,
+                                                 request.readers * CHUNKS_PER_READER)
+            if conditions is None:
+                return None
+            journal = identity is not None and ChunkJournal(query, request.file_format.name, request.batch_rows,
+                                                            identity, [c.sql("?") for c in conditions])
+            if journal:
+                journal.save(store, folder)
         tag = uuid.uuid4().hex
         watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag,
                                 request.orphaned)
         total = source.estimated_rows(request.table) if request.progress else None
         meter = ProgressMeter("export", str(request.table), total, request.progress)
-        files: dict[int, list[ExportFile]] = {index: [] for index in range(len(conditions))}
-        complete: set[int] = set()
-        pending = deque(range(len(conditions)))
+        kept = journal.files if journal else {}
+        files: dict[int, list[ExportFile]] = {index: list(kept.get(index, [])) for index in range(len(conditions))}
+        complete: set[int] = set(kept)
+        pending = deque(index for index in range(len(conditions)) if index not in complete)
+        resumed_rows = sum(f.rows for index in complete for f in files[index])
+        meter.add(resumed_rows, sum(f.bytes for index in complete for f in files[index]))
         lock = threading.Lock()
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -251,11 +271,16 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                                 deliver()
                     with lock:
                         complete.add(chunk)
+                        if journal:  # written after the chunk's files: a resume keeps exactly these
+                            journal.files[chunk] = files[chunk]
+                            journal.save(store, folder)
                         deliver()
             except BaseException as error:  # noqa: BLE001 - handed to the export's thread
                 errors.append(error)
                 stop.set()
 
+        with lock:
+            deliver()  # the kept chunks' files first
         threads = [threading.Thread(target=read_chunks, name=f"export reader {n}", daemon=True)
                    for n in range(min(request.readers, len(conditions)))]
         with watchdog, meter:
@@ -275,4 +300,4 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                 stop.set()
             if errors:
                 raise errors[0]
-        return [entry for chunk in range(len(conditions)) for entry in files[chunk]]
+        return [entry for chunk in range(len(conditions)) for entry in files[chunk]], resumed_rows

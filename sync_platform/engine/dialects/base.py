@@ -438,6 +438,11 @@ class Database(_Complete, ABC, abstract=True):
         raise NotImplementedError(f"{self.label} cannot share a snapshot between connections")
         yield  # noqa: B901 - a generator, for the contextmanager
 
+    def table_identity(self, snapshot_connection, table: TableName) -> dict | None:
+        """What must be unchanged for an interrupted chunked export to be resumed (journal.py);
+        None: never resumed."""
+        return None
+
     def chunk_conditions(self, snapshot_connection, table: TableName, schema: TableSchema, where: Where | None,
                          order_by: str | None, chunks: int) -> list[Where] | None:
         """About `chunks` conditions that split the rows matching `where` into disjoint ranges,

@@ -340,6 +340,17 @@ class PostgresDatabase(ServerDatabase):
             finally:
                 conn.rollback()
 
+    def table_identity(self, snapshot_connection, table) -> dict | None:
+        """The table's file (relfilenode: TRUNCATE, VACUUM FULL, a rewrite change it) and its
+        statistics' counts of rows inserted, updated and deleted."""
+        row = snapshot_connection.execute(
+            "SELECT c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del FROM pg_class c "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(%s)",
+            (self._regclass(table),)).fetchone()
+        if row is None or row[1] is None:
+            return None
+        return dict(zip(("relfilenode", "inserted", "updated", "deleted"), (int(v) for v in row)))
+
     def chunk_conditions(self, snapshot_connection, table, schema, where, order_by, chunks) -> list[Where] | None:
         """Ranges of the primary key at its quantiles (read in the snapshot: the key at every
         n-th row, n = rows / chunks), composite keys compared as rows; a table without a key (and
