@@ -79,16 +79,7 @@ def test_rows_changed_during_a_chunked_export_do_not_mix_two_states(tmp_path, pg
     session moves 50 from the first account to the last in one committed transaction. Read in one
     snapshot, the export holds the moment before (total 4,000,000, both accounts at 100); readers
     with snapshots of their own would hold 4,000,050 (the first chunk before, the last after)."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
-                     "pg_sleep(CASE WHEN id % 2000 = 0 THEN 0.3 ELSE 0 END) $$")
-        conn.execute("CREATE TABLE items (id int PRIMARY KEY, balance int)")
-        conn.execute("INSERT INTO items SELECT i, 100 FROM generate_series(1, 40000) i")
-        conn.execute("ANALYZE items")
-    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=2, export_batch_rows=2000)
-    task["filters"] = {"source_where": "pace(id) = true"}
-    config = write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"x": {"type": "local", "path": str(tmp_path / "x")}},
-                          [task])
+    config = _paced_accounts(tmp_path, pg_url, every=2000, seconds=0.3)
     platform = Platform(load_config(config))
     table = platform.table_sync("copy")
     result: list = []
@@ -121,14 +112,16 @@ platform.export(platform.table_sync("copy"))
 """
 
 
-def _paced_accounts(tmp_path, pg_url):
+def _paced_accounts(tmp_path, pg_url, every: int = 1000, seconds: float = 0.25):
+    """40,000 accounts of 100 each, exported by 2 readers in files of `every` rows; the source's
+    query sleeps `seconds` every `every` rows."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
-                     "pg_sleep(CASE WHEN id % 1000 = 0 THEN 0.25 ELSE 0 END) $$")
+        conn.execute(f"CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
+                     f"pg_sleep(CASE WHEN id % {every} = 0 THEN {seconds} ELSE 0 END) $$")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, balance int)")
         conn.execute("INSERT INTO items SELECT i, 100 FROM generate_series(1, 40000) i")
         conn.execute("ANALYZE items")
-    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=2, export_batch_rows=1000)
+    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=2, export_batch_rows=every)
     task["filters"] = {"source_where": "pace(id) = true"}
     return write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"x": {"type": "local", "path": str(tmp_path / "x")}},
                         [task])
