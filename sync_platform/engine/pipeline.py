@@ -70,9 +70,9 @@ def export_and_import(
     target: Database, table: TableName, where: RowFilter | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> Iterator[ExportResult | ImportResult]:
-    """`progress`: live reports of both stages (the export's request may carry its own)."""
     """Yield the ExportResult when the export is done, then the ImportResult once the import has
-    committed. An error of the export is raised first; the import's (the export done) second."""
+    committed. An error of the export is raised first; the import's (the export done) second.
+    `progress`: live reports of both stages (the export's request may carry its own)."""
     check_target_columns(target, table, schema)
     target_where = where.where(schema, target.dialect.quote) if where else None
     feed = FileFeed()
