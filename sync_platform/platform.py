@@ -235,8 +235,12 @@ class Platform:
 
     # --- engine objects --------------------------------------------------------------------------
     def database(self, ref: TableRef, run_config: RunConfig) -> Database:
+        """The database of `ref`, its writes (an import's load, a cleanup round) stopped on the
+        server when they wait heartbeat_timeout for a lock another session holds."""
         url = self.config.datasources[ref.datasource].url.get_secret_value()
-        return database_for(url, timezone=run_config.source_timezone)
+        database = database_for(url, timezone=run_config.source_timezone)
+        database.lock_timeout = run_config.heartbeat_timeout
+        return database
 
     def store(self, table: TableSync) -> ObjectStore:
         return self.store_for(table.store_id, table.bucket)
@@ -340,10 +344,9 @@ class Platform:
         anchor = anchor or self.now(table)
         request = self._export_request(table, anchor, partition_key, writer, orphaned, progress)
         schema = self.check_before_writing(table)
-        target = self.database(table.target, table.run_config)
-        target.lock_timeout = table.run_config.heartbeat_timeout
         yield from export_and_import(
-            self.database(table.source, table.run_config), self.store(table), request, schema, target,
+            self.database(table.source, table.run_config), self.store(table), request, schema,
+            self.database(table.target, table.run_config),
             table.target.table_name, self.row_filter(table, "target", anchor, partition_key), progress,
         )
 
@@ -383,9 +386,8 @@ class Platform:
                 "import: another run replaced it since. Nothing was loaded; run the task again"
             )
         where = self.row_filter(table, "target", self.export_anchor(table, manifest), partition_key)
-        target = self.database(table.target, table.run_config)
-        target.lock_timeout = table.run_config.heartbeat_timeout  # a load stuck behind another session's lock stops
-        return import_export(target, store, folder, table.target.table_name, where, manifest, progress)
+        return import_export(self.database(table.target, table.run_config), store, folder, table.target.table_name,
+                             where, manifest, progress)
 
     def diff(
         self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None,
@@ -446,7 +448,6 @@ class Platform:
                 "the whole table; give a where, or all_rows: true to mean it"
             )
         source = self.database(table.source, table.run_config)
-        source.lock_timeout = table.run_config.heartbeat_timeout  # a round stuck behind another session's lock stops
         proof = Side(self.database(table.target, table.run_config), table.target.table_name)
         if force and not source.reflect(table.source.table_name).primary_key:
             proof = None

@@ -54,9 +54,10 @@ def refresh(config_path: Path, tasks: list[str] | None, missing_only: bool) -> l
     lines = []
     for name in tasks or whole:
         task = whole[name]
-        if missing_only and lists.exists(config, task):
+        stored = lists.exists(config, task)
+        if missing_only and stored:
             continue
-        before = set(lists.read(config, task).tables) if lists.exists(config, task) else None
+        before = set(lists.read(config, task).tables) if stored else None
         discovered = lists.refresh(config, task)
         change = ""
         if before is not None:

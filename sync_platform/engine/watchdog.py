@@ -46,6 +46,18 @@ class Watchdog:
         """Seconds since the last beat."""
         return time.monotonic() - self._last
 
+    def check(self) -> None:
+        """Orphaned at once if whoever asked for the stage is gone; called at each unit of work
+        (a sentinel in another process can cancel a read, not stop this one's loop)."""
+        if self._orphaned and self.orphan_reason is None:
+            self.orphan_reason = self._orphaned()
+        if self.orphan_reason:
+            raise self._orphan_error()
+
+    def _orphan_error(self) -> Orphaned:
+        return Orphaned(f"{self.stage} stopped: {self.orphan_reason}. This step is an orphan: it wrote no manifest "
+                        "and writes nothing more, so the export is left to its run's retry")
+
     def beating(self, items: Iterable[T]) -> Iterator[T]:
         """`items`, with a beat at each one (a batch read from the database)."""
         for item in items:
@@ -72,11 +84,11 @@ class Watchdog:
         self._raise_if_fired(error)
 
     def _raise_if_fired(self, error: BaseException | None) -> None:
+        if isinstance(error, Orphaned | Stalled):
+            return  # raised inside (check(), an upload): it already names what happened
         if self.orphan_reason and (error is None or isinstance(error, Exception)):
-            raise Orphaned(f"{self.stage} stopped: {self.orphan_reason}. This step is an orphan: it wrote no manifest "
-                           "and writes nothing more, so the export is left to its run's retry") from None
-        # A Stalled raised inside (an upload) already names what was silent.
-        if self.fired and (error is None or isinstance(error, Exception)) and not isinstance(error, Stalled):
+            raise self._orphan_error() from None
+        if self.fired and (error is None or isinstance(error, Exception)):
             raise Stalled(f"{self.stage}: no progress for {self.timeout:g} s (heartbeat_timeout); its query was "
                           "cancelled on the server. Find what blocks it (a lock, the network, the server), or raise "
                           "heartbeat_timeout") from None
@@ -86,8 +98,9 @@ class SentinelWatchdog(Watchdog):
     """The same watch from another process: `sentinel.py`, told the database's URL (through the
     pipe, never the command line) and the read's tag. A beat is one byte down the pipe."""
 
-    def __init__(self, stage: str, timeout: float | None, database_url: str, tag: str):
-        super().__init__(stage, timeout, cancel=lambda: None)  # an orphan is seen at its next batch
+    def __init__(self, stage: str, timeout: float | None, database_url: str, tag: str,
+                 orphaned: Callable[[], str | None] | None = None):
+        super().__init__(stage, timeout, lambda: None, orphaned)  # an orphan is seen at check(): its next batch
         self._settings = {"url": database_url, "tag": tag, "timeout": timeout}
         self._sentinel: subprocess.Popen | None = None
 
@@ -122,5 +135,5 @@ def watchdog_for(database, stage: str, timeout: float | None, tag: str,
                  orphaned: Callable[[], str | None] | None = None) -> Watchdog:
     """The watchdog a read of `database` needs: a thread, or a process for a GIL-holding reader."""
     if database.read_holds_gil:
-        return SentinelWatchdog(stage, timeout, database.url, tag)
+        return SentinelWatchdog(stage, timeout, database.url, tag, orphaned)
     return Watchdog(stage, timeout, lambda: database.cancel_read(tag), orphaned)

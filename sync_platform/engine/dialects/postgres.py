@@ -369,7 +369,7 @@ class PostgresDatabase(ServerDatabase):
             query = Where.statement(
                 f"SELECT {literals} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns}) AS sync_rn "
                 f"FROM {sql.qualified(table)}", where, f") s WHERE sync_rn % {step} = 0 ORDER BY sync_rn")
-            bounds = [row for row in snapshot_connection.execute(*sql.render(query)).fetchall()][: chunks - 1]
+            bounds = snapshot_connection.execute(*sql.render(query)).fetchall()[: chunks - 1]
             key = columns if len(keys) == 1 else f"({columns})"
             values = [b[0] if len(keys) == 1 else f"({', '.join(b)})" for b in bounds]
             ranges = ([f"{key} < {values[0]}"] if values else []) + [
