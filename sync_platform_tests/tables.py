@@ -4,6 +4,8 @@ read back through its own reader."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sync_platform.engine import TableName, TableSchema, database_for
 from sync_platform.engine.columns import Column, Kind
 
@@ -47,3 +49,22 @@ def execute(url: str, sql: str, params: tuple = ()) -> int:
     database = database_for(url, ZONE)
     with database.write_session() as session:
         return session.execute(sql, tuple(database.dialect.param_value(p) for p in params))
+
+
+def create_pace(url: str, every: int = 1, seconds: float = 0.0) -> Callable[[float], None]:
+    """`pace(id)` in the PostgreSQL database at `url`, for a task's source_where (`pace(id) =
+    true`): it sleeps `seconds` at every `every`-th id, so the database itself sets an export's
+    pace. Returns the function that changes `seconds` while a test runs."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pace_knob (seconds float8)")
+        conn.execute("INSERT INTO pace_knob VALUES (%s)", (seconds,))
+        conn.execute(f"CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
+                     f"pg_sleep(CASE WHEN id % {every} = 0 THEN (SELECT seconds FROM pace_knob) ELSE 0 END) $$")
+
+    def set_pace(new_seconds: float) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE pace_knob SET seconds = %s", (new_seconds,))
+
+    return set_pace

@@ -16,6 +16,7 @@ from sync_platform.config import load_config
 from sync_platform.platform import Platform
 
 from .conftest import table_task, wait_for, write_config
+from .tables import create_pace
 
 SHAPES = {
     "composite key (int, text)": ("(a int, b text, label text, PRIMARY KEY (a, b))",
@@ -115,9 +116,8 @@ platform.export(platform.table_sync("copy"))
 def _paced_accounts(tmp_path, pg_url, every: int = 1000, seconds: float = 0.25):
     """40,000 accounts of 100 each, exported by 2 readers in files of `every` rows; the source's
     query sleeps `seconds` every `every` rows."""
+    create_pace(pg_url, every, seconds)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
-                     f"pg_sleep(CASE WHEN id % {every} = 0 THEN {seconds} ELSE 0 END) $$")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, balance int)")
         conn.execute("INSERT INTO items SELECT i, 100 FROM generate_series(1, 40000) i")
         conn.execute("ANALYZE items")

@@ -178,6 +178,7 @@ def test_an_s3_outage_mid_export_fails_with_its_one_error_and_no_noise(tmp_path,
     import psycopg
 
     from .conftest import _free_port, wait_for
+    from .tables import create_pace
 
     port = _free_port()
     moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -188,9 +189,8 @@ def test_an_s3_outage_mid_export_fails_with_its_one_error_and_no_noise(tmp_path,
                           aws_secret_access_key="s")
         wait_for(lambda: _answers(s3), "the private S3 server", timeout=60)
         s3.create_bucket(Bucket="outage")
+        create_pace(pg_url, every=20_000, seconds=1)
         with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS "
-                         "$$ SELECT true FROM pg_sleep(CASE WHEN id % 20000 = 0 THEN 1 ELSE 0 END) $$")
             conn.execute("CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label "
                          "FROM generate_series(1, 200000) i")
         task = table_task("copy", ("src", "items"), ("dst", "items_copy"), "s3", export_batch_rows=20000)

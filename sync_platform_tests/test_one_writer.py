@@ -2,7 +2,7 @@
 folder being written is refused and touches nothing; the lease of a writer killed with SIGKILL is
 taken over at once; a writer frozen (SIGSTOP) past its lease's time-to-live is replaced, and when
 it wakes it writes no file and no manifest; an import refuses an export another run wrote since.
-The source is paced by the database: pace() sleeps knob.seconds per row of the export's query."""
+The source is paced by the database: pace(id) sleeps a settable time per row of the export's query."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from sync_platform.engine.manifest import read_manifest
 from sync_platform.platform import ExportReplaced, Platform
 
 from .conftest import table_task, wait_for, write_config
+from .tables import create_pace
 
 ROWS = 120
 
@@ -45,22 +46,14 @@ except Exception as error:
 
 @pytest.fixture
 def paced(tmp_path, pg_url):
+    pace = create_pace(pg_url)  # seconds per row, 0 until a test sets it
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE knob (seconds float8)")
-        conn.execute("INSERT INTO knob VALUES (0)")
-        conn.execute("CREATE FUNCTION pace() RETURNS boolean LANGUAGE sql VOLATILE AS "
-                     "$$ SELECT true FROM pg_sleep((SELECT seconds FROM knob)) $$")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
         conn.execute(f"INSERT INTO items SELECT i, 'item-' || i FROM generate_series(1, {ROWS}) i")
     task = table_task("copy", ("src", "items"), ("dst", "items_copy"), "x", export_batch_rows=10)
-    task["filters"] = {"source_where": "pace() = true"}
+    task["filters"] = {"source_where": "pace(id) = true"}
     config = write_config(tmp_path / "sync.yaml", {"src": pg_url, "dst": f"sqlite:///{tmp_path}/dst.db"},
                           {"x": {"type": "local", "path": str(tmp_path / "x")}}, [task])
-
-    def pace(seconds_per_row: float) -> None:
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("UPDATE knob SET seconds = %s", (seconds_per_row,))
-
     return config, pace
 
 

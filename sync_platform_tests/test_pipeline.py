@@ -1,8 +1,8 @@
 """The pipelined import (engine/pipeline.py), on real PostgreSQL databases: the import loads files
 while the export is still writing them, and commits only after the manifest; an export that fails
 part-way, an import the target refuses, and a process killed with SIGKILL mid-way all leave the
-target exactly as it was. The source is paced by the database: pace(id) sleeps knob.seconds every
-20,000th row; rows are wide enough (about 220 bytes) that the reader streams several batches."""
+target exactly as it was. The source is paced by the database: pace(id) sleeps a settable time
+every 20,000th row; rows are wide enough (about 220 bytes) that the reader streams several batches."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from sync_platform.engine.manifest import read_manifest
 from sync_platform.platform import Platform
 
 from .conftest import table_task, wait_for, write_config
+from .tables import create_pace
 
 ROWS = 200_000
 LABEL = "'{}-' || id || repeat('x', 200)"
@@ -50,6 +51,7 @@ class Setup:
     platform: Platform
     config: object
     run: object  # run(sql, *params): the rows, on a connection of its own
+    pace: object  # pace(seconds): the source's sleep every 20,000th row
     old: list  # the target's content after the first sync
     new: list  # the source's content since: what a sync that commits leaves in the target
 
@@ -58,11 +60,8 @@ class Setup:
 def setup(tmp_path, pg_url):
     """items (source) synced once into items_copy (target); then every source label changes, so a
     sync that commits is seen, and one that rolls back leaves the old labels."""
+    pace = create_pace(pg_url, every=20_000)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE knob (seconds float8)")
-        conn.execute("INSERT INTO knob VALUES (0)")
-        conn.execute("CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
-                     "pg_sleep(CASE WHEN id % 20000 = 0 THEN (SELECT seconds FROM knob) ELSE 0 END) $$")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
         conn.execute(f"INSERT INTO items SELECT id, {LABEL.format('old')} FROM generate_series(1, {ROWS}) id")
     task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_batch_rows=20_000)
@@ -81,7 +80,7 @@ def setup(tmp_path, pg_url):
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else None
 
-    return Setup(platform, config, run, old, run(CONTENT.format("items")))
+    return Setup(platform, config, run, pace, old, run(CONTENT.format("items")))
 
 
 
@@ -100,7 +99,7 @@ def _manifest_written(platform) -> bool:
 
 def test_the_import_loads_while_the_export_writes_and_commits_after_the_manifest(setup):
     platform, run = setup.platform, setup.run
-    run("UPDATE knob SET seconds = 0.5")  # the export takes about 5 s
+    setup.pace(0.5)  # the export takes about 5 s
     stages: list = []
     worker = threading.Thread(target=lambda: stages.extend(platform.export_and_load(platform.table_sync("copy"))))
     worker.start()
@@ -140,14 +139,14 @@ def test_an_import_the_target_refuses_leaves_it_as_it_was_and_the_export_stands(
 
 def test_a_sync_killed_mid_way_leaves_the_target_as_it_was(setup):
     platform, config, run = setup.platform, setup.config, setup.run
-    run("UPDATE knob SET seconds = 0.5")
+    setup.pace(0.5)
     sync = subprocess.Popen([sys.executable, "-c", SYNC, str(config)], stdout=subprocess.PIPE, text=True)
     wait_for(lambda: run(LOADING), "the import's first COPY", timeout=60)
     sync.send_signal(signal.SIGKILL)
     sync.wait(30)
     wait_for(lambda: not run(LOADING), "the killed import's session to end", timeout=60)
     assert _target(run) == setup.old
-    run("UPDATE knob SET seconds = 0")
+    setup.pace(0)
     assert [type(s).__name__ for s in platform.export_and_load(platform.table_sync("copy"))] == [
         "ExportResult", "ImportResult"]
     assert _target(run) == setup.new

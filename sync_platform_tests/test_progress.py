@@ -25,14 +25,14 @@ from sync_platform.engine.progress import Progress
 from sync_platform.platform import Platform
 
 from .conftest import table_task, write_config
+from .tables import create_pace
 
 ROWS = 100_000
 
 
 def _paced_source(url: str, seconds_every_20000_rows: float) -> None:
+    create_pace(url, every=20_000, seconds=seconds_every_20000_rows)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE FUNCTION pace(id int) RETURNS boolean LANGUAGE sql VOLATILE AS $$ SELECT true FROM "
-                     f"pg_sleep(CASE WHEN id % 20000 = 0 THEN {seconds_every_20000_rows} ELSE 0 END) $$")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, label text)")
         conn.execute(f"INSERT INTO items SELECT id, 'item-' || id || repeat('x', 200) "
                      f"FROM generate_series(1, {ROWS}) id")
