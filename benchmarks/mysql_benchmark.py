@@ -8,8 +8,9 @@ References, measured in the same run (client tools and pipes: no files, no check
   MariaDB -> PostgreSQL  `mariadb --batch --quick -e "SELECT ..." | psql -c "COPY lineitem FROM STDIN"`
   PostgreSQL -> MariaDB  `psql -c "COPY lineitem TO STDOUT" | mariadb -e "LOAD DATA LOCAL INFILE '/dev/stdin' ..."`
   and, for scale, `mysqldump --quick lineitem > file` (MariaDB's own dump).
-Our sync (export to files + manifest, then the atomic import, in a fresh process each) goes through
-the local store as CSV and as Parquet. Every target is verified against the source (row count and
+Our sync (export to files + manifest, then the atomic import, in a fresh process each; or
+pipelined, the import loading each file as the export writes it) goes through the local store as
+CSV and as Parquet. Every target is verified against the source (row count and
 column sums) before its figures are reported.
 """
 
@@ -114,11 +115,14 @@ def main() -> None:
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
     parser.add_argument("--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"))
     parser.add_argument("--formats", default="csv,parquet")
+    parser.add_argument("--modes", default="sequential,pipelined", help="sequential (export, then import), "
+                        "pipelined (the import overlaps the export)")
     args = parser.parse_args()
     if not (args.pg_url and args.mysql_url):
         sys.exit("give --pg-url and --mysql-url (scripts/test_servers.sh up, then its env)")
     psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
     formats = args.formats.split(",")
+    syncs = [(fmt, mode) for fmt in formats for mode in args.modes.split(",")]
 
     pg_src = ensure_source(args.pg_url, args.scale)
     mariadb_source(args.mysql_url, args.scale)
@@ -138,11 +142,11 @@ def main() -> None:
                              [psql, "-qAt", pg_dst, "-c", "COPY lineitem FROM STDIN"])
         assert pg_fingerprint(pg_dst, "lineitem") == expected
         results.append(("MariaDB -> PostgreSQL", "raw: mariadb --batch | COPY FROM STDIN", seconds, None))
-        for fmt in formats:
-            print(f"running sync MariaDB -> PostgreSQL {fmt} ...", flush=True)
-            run = our_sync(my_src, pg_dst, "local", fmt, workdir, None)
-            assert pg_fingerprint(pg_dst, f"lineitem_local_{fmt}") == expected, fmt
-            results.append(("MariaDB -> PostgreSQL", f"sync {fmt}", run["export_s"] + run["import_s"], run))
+        for fmt, mode in syncs:
+            print(f"running sync MariaDB -> PostgreSQL {fmt} {mode} ...", flush=True)
+            run = our_sync(my_src, pg_dst, "local", fmt, workdir, None, mode)
+            assert pg_fingerprint(pg_dst, f"lineitem_local_{fmt}_{mode}_1") == expected, (fmt, mode)
+            results.append(("MariaDB -> PostgreSQL", f"sync {fmt} {mode}", run["export_s"] + run["import_s"], run))
 
         # PostgreSQL -> MariaDB
         my_dst = fresh_mariadb(args.mysql_url, "bench_dst")
@@ -153,11 +157,12 @@ def main() -> None:
                               "LOAD DATA LOCAL INFILE '/dev/stdin' INTO TABLE lineitem"])
         assert mysql_fingerprint(args.mysql_url, "bench_dst", "lineitem") == expected
         results.append(("PostgreSQL -> MariaDB", "raw: COPY TO STDOUT | LOAD DATA LOCAL", seconds, None))
-        for fmt in formats:
-            print(f"running sync PostgreSQL -> MariaDB {fmt} ...", flush=True)
-            run = our_sync(pg_src, my_dst, "local", fmt, workdir, None)
-            assert mysql_fingerprint(args.mysql_url, "bench_dst", f"lineitem_local_{fmt}") == expected, fmt
-            results.append(("PostgreSQL -> MariaDB", f"sync {fmt}", run["export_s"] + run["import_s"], run))
+        for fmt, mode in syncs:
+            print(f"running sync PostgreSQL -> MariaDB {fmt} {mode} ...", flush=True)
+            run = our_sync(pg_src, my_dst, "local", fmt, workdir, None, mode)
+            copied = mysql_fingerprint(args.mysql_url, "bench_dst", f"lineitem_local_{fmt}_{mode}_1")
+            assert copied == expected, (fmt, mode)
+            results.append(("PostgreSQL -> MariaDB", f"sync {fmt} {mode}", run["export_s"] + run["import_s"], run))
 
         started = time.monotonic()
         with open(workdir / "dump.sql", "wb") as dump:

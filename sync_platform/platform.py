@@ -240,6 +240,7 @@ class Platform:
         url = self.config.datasources[ref.datasource].url.get_secret_value()
         database = database_for(url, timezone=run_config.source_timezone)
         database.lock_timeout = run_config.heartbeat_timeout
+        database.store_secret = run_config.mppsql_server_name
         return database
 
     def store(self, table: TableSync) -> ObjectStore:

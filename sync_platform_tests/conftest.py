@@ -92,15 +92,26 @@ def mysql_url():
 
 
 # Every dialect the cross-dialect tests run on (reladiff's CONN_STRINGS pattern): its name -> the
-# fixture giving a fresh database of it (None: a file of its own). A dialect added here joins
-# every pair test (the type matrix, the key-order tests).
-DIALECTS = {"postgresql": "pg_url", "mysql": "mysql_url", "sqlite": None}
+# fixture giving a fresh database of it, or for a file database the URL of a file of its own
+# ({dir}: the test's folder, {role}: src or dst). A dialect added here joins every pair test (the
+# type matrix, the key-order tests, the cleanup proof).
+DIALECTS = {
+    "postgresql": "pg_url",
+    "mysql": "mysql_url",
+    "sqlite": "sqlite:///{dir}/{role}.db",
+    "duckdb": "duckdb:///{dir}/{role}.duckdb",
+}
+
+
+def is_file_dialect(name: str) -> bool:
+    return "://" in DIALECTS[name]
 
 
 def dialect_url(name: str, role: str, tmp_path: Path, request) -> str:
     """A database of dialect `name` for `role` (src, dst); server dialects share one per test."""
-    fixture = DIALECTS[name]
-    return f"sqlite:///{tmp_path}/{role}.db" if fixture is None else request.getfixturevalue(fixture)
+    if is_file_dialect(name):
+        return DIALECTS[name].format(dir=tmp_path, role=role)
+    return request.getfixturevalue(DIALECTS[name])
 
 
 def s3_client():

@@ -10,18 +10,18 @@ import signal
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
-import sqlalchemy as sa
 
 from sync_platform.cli import main as cli
 from sync_platform.defs.location import build_definitions
 from sync_platform.defs.naming import CLEAN_SOURCE_OP
 from sync_platform.engine.cleanup import CleanupRequest, clean_in_rounds, round_committed
-from sync_platform.engine.columns import TableName
+from sync_platform.engine.columns import Column, Kind, TableName, TableSchema
 from sync_platform.engine.dialects import database_for
 from sync_platform.engine.diff import Side
 from sync_platform.engine.filters import RowFilter, TimeWindow
@@ -37,6 +37,7 @@ from .conftest import (
     wait_for_run,
     write_config,
 )
+from .tables import create_table, execute
 
 JANUARY = "2024-01-01"
 SOURCE_KEY = dg.AssetKey(["ev", "events__source"])
@@ -48,33 +49,25 @@ def _url(kind: str, request, tmp_path: Path, name: str) -> str:
 
 
 def _create_events(url: str, january: int = 50, february: int = 10, primary_key: bool = True) -> None:
-    rows = [{"id": i, "at": date(2024, 1, 1) + timedelta(days=i % 31), "amount": f"{i}.50", "note": f"n{i}"}
+    rows = [{"id": i, "at": date(2024, 1, 1) + timedelta(days=i % 31), "amount": Decimal(f"{i}.50"), "note": f"n{i}"}
             for i in range(1, january + 1)]
-    rows += [{"id": january + i, "at": date(2024, 2, 1) + timedelta(days=i % 29), "amount": f"{i}.25", "note": f"m{i}"}
-             for i in range(1, february + 1)]
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        key = ", PRIMARY KEY (id)" if primary_key else ""
-        conn.execute(
-            sa.text(f"CREATE TABLE events (id int NOT NULL, at date, amount numeric(10,2), note varchar(40){key})")
-        )
-        conn.execute(sa.text("INSERT INTO events VALUES (:id, :at, :amount, :note)"), rows)
-    engine.dispose()
+    rows += [{"id": january + i, "at": date(2024, 2, 1) + timedelta(days=i % 29), "amount": Decimal(f"{i}.25"),
+              "note": f"m{i}"} for i in range(1, february + 1)]
+    columns = (Column("id", Kind.INT32, nullable=False), Column("at", Kind.DATE),
+               Column("amount", Kind.DECIMAL, precision=10, scale=2), Column("note", Kind.STRING, length=40))
+    schema = TableSchema(columns, ("id",) if primary_key else ())
+    create_table(url, "events", schema, rows)
 
 
 def _execute(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement))
-    engine.dispose()
+    for statement in statements:
+        execute(url, statement)
 
 
 def _ids(url: str, table: str = "events") -> list[int]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        ids = [r[0] for r in conn.execute(sa.text(f"SELECT id FROM {table} ORDER BY id"))]
-    engine.dispose()
+    database = database_for(url)
+    ids = [r[0] for r in database.query(f"SELECT id FROM {database.dialect.qualified(TableName(table))} ORDER BY id")]
+    database.close()
     return ids
 
 

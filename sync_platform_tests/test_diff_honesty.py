@@ -19,7 +19,7 @@ from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff
 from sync_platform.engine.errors import QueryTimeout
 from sync_platform.platform import Platform
 
-from .conftest import DIALECTS, dialect_url, table_task, write_config
+from .conftest import DIALECTS, dialect_url, is_file_dialect, table_task, write_config
 
 
 def _platform(tmp_path, source_url: str, target_url: str, source: str = "t", target: str = "t_copy", **run_config):
@@ -174,6 +174,7 @@ SLOW_QUERY = {
     "information_schema.collations c, information_schema.collations d",
     "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM (SELECT x FROM c "
               "LIMIT 1000000000)",
+    "duckdb": "SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b",
 }
 
 
@@ -181,7 +182,7 @@ SLOW_QUERY = {
 def test_a_runaway_query_is_cancelled_on_the_server(name, tmp_path, request):
     dialect = database_for(dialect_url(name, "src", tmp_path, request))
     dialect.statement_timeout = 1
-    if name == "sqlite":
+    if is_file_dialect(name):
         dialect.check_connection()  # the file exists
     started = time.monotonic()
     with pytest.raises(QueryTimeout, match=r"ran longer than 1 s, its time limit, and was cancelled on the server"):

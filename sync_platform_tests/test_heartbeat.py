@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 
@@ -81,6 +83,16 @@ def _locked(url: str, table: str, dialect: str):
             yield
         finally:
             conn.close()
+    elif dialect == "duckdb":  # DuckDB's one lock is the file's: another process holding it open
+        hold = "import duckdb, sys, time; held = duckdb.connect(sys.argv[1]); print('open', flush=True); time.sleep(99)"
+        holder = subprocess.Popen([sys.executable, "-c", hold, make_url(url).database], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert holder.stdout.readline() == "open\n"
+            yield holder.pid
+        finally:
+            holder.kill()
+            holder.wait()
     else:
         conn = sqlite3.connect(make_url(url).database, isolation_level=None)
         try:
@@ -88,6 +100,13 @@ def _locked(url: str, table: str, dialect: str):
             yield
         finally:
             conn.close()
+
+
+# How each database says the load waited past the heartbeat for another session's lock.
+WAITED = {name: "waited over 2 s (heartbeat_timeout) for a lock another session holds and was stopped on the server; "
+                "its transaction rolled back, nothing changed" for name in DIALECTS}
+WAITED["duckdb"] = ("waited over 2 s (heartbeat_timeout) for the file: DuckDB database {path} stayed open in another "
+                    "process (pid {pid}) for 2 s. DuckDB lets one process open a file at a time; nothing was changed")
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -106,14 +125,14 @@ def test_an_import_waiting_on_another_sessions_lock_stops_after_heartbeat_timeou
     platform.load(table)  # the target exists, with the 50 rows
     before = sorted(database_for(target).query("SELECT id, label FROM items_copy"))
 
-    with _locked(target, "items_copy", dialect):
+    with _locked(target, "items_copy", dialect) as holder:
         started = time.monotonic()
         with pytest.raises(Stalled) as stalled:
             platform.load(table)
         waited = time.monotonic() - started
     assert 1.5 < waited < 15, waited
-    assert "waited over 2 s (heartbeat_timeout) for a lock another session holds and was stopped on the server; " \
-           "its transaction rolled back, nothing changed" in str(stalled.value)
+    assert str(stalled.value).startswith("a write on ")
+    assert WAITED[dialect].format(path=make_url(target).database, pid=holder) in str(stalled.value)
     assert sorted(database_for(target).query("SELECT id, label FROM items_copy")) == before
     assert platform.load(table).rows == 50  # the lock gone, the same import goes through
 

@@ -23,7 +23,7 @@ from .filters import RowFilter, Where
 from .formats import FileFormat, format_for_file
 from .manifest import ExportFile, Manifest, read_manifest
 from .progress import Progress, ProgressMeter
-from .stores import ObjectStore
+from .stores import ObjectStore, StoredObject
 
 _PREFETCH_FILES = 1
 
@@ -41,6 +41,10 @@ class VerifiedFile:
     schema: TableSchema
     csv_text: bytes | None = None
 
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
     def csv_chunks(self) -> Iterator[bytes]:
         if self.csv_text is not None:
             return iter((self.csv_text,))
@@ -51,31 +55,76 @@ class VerifiedFile:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """An export file for a database that reads the store itself (DuckDB's read_parquet over a
+    path or s3://): its bytes matched the manifest at `stored.version`, and `unchanged()` says
+    whether the store still holds that version, so a load that read it can commit."""
+
+    stored: StoredObject
+    rows: int
+    fmt: FileFormat
+    schema: TableSchema
+    store: ObjectStore
+    key: str
+
+    @property
+    def size(self) -> int:
+        return self.stored.bytes
+
+    def unchanged(self) -> bool:
+        return self.store.version(self.key) == self.stored.version
+
+    def csv_chunks(self) -> Iterator[bytes]:
+        return self.fmt.csv_chunks(self.store.get(self.key), self.schema)
+
+    def record_batches(self) -> Iterator[pa.RecordBatch]:
+        return self.fmt.record_batches(self.store.get(self.key), self.schema)
+
+
+@dataclass(frozen=True)
 class ImportResult:
     manifest: Manifest
     rows: int
     seconds: float
 
 
+def _mismatch(store: ObjectStore, key: str) -> ExportIncomplete:
+    return ExportIncomplete(f"{store.url(key)} does not match its manifest (size or sha256): re-run the export")
+
+
 def _fetch(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema, as_text: bool) -> VerifiedFile:
     key = f"{folder}/{entry.name}"
     data = store.get(key)
     if len(data) != entry.bytes or hashlib.sha256(data).hexdigest() != entry.sha256:
-        raise ExportIncomplete(f"{store.url(key)} does not match its manifest (size or sha256): re-run the export")
+        raise _mismatch(store, key)
     fmt = format_for_file(entry.name)
     text = b"".join(fmt.csv_chunks(data, schema)) if as_text else None
     return VerifiedFile(data=data, rows=entry.rows, fmt=fmt, schema=schema, csv_text=text)
 
 
+def _pin(store: ObjectStore, folder: str, entry: ExportFile, schema: TableSchema) -> StoredFile:
+    key = f"{folder}/{entry.name}"
+    stored = store.stored_object(key)
+    if stored.bytes != entry.bytes or stored.sha256 != entry.sha256:
+        raise _mismatch(store, key)
+    return StoredFile(stored=stored, rows=entry.rows, fmt=format_for_file(entry.name), schema=schema, store=store,
+                      key=key)
+
+
 def _verified_files(store: ObjectStore, folder: str, entries: Iterable[ExportFile], schema: TableSchema,
-                    as_text: bool) -> Iterator[VerifiedFile]:
-    """Each file of `entries`, fetched ahead by one thread and checked against its entry. `entries`
-    may block between files (an export still writing them): the wait happens in the fetch thread."""
+                    target: Database) -> Iterator[VerifiedFile | StoredFile]:
+    """Each file of `entries`, fetched ahead by one thread and checked against its entry (pinned in
+    the store, for a target that reads the store itself). `entries` may block between files (an
+    export still writing them): the wait happens in the fetch thread."""
     entries = iter(entries)
 
-    def fetch_next() -> VerifiedFile | None:
+    def fetch_next() -> VerifiedFile | StoredFile | None:
         entry = next(entries, None)
-        return None if entry is None else _fetch(store, folder, entry, schema, as_text)
+        if entry is None:
+            return None
+        if target.reads_store_files:
+            return _pin(store, folder, entry, schema)
+        return _fetch(store, folder, entry, schema, target.loads_csv_text)
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch")
     pending = deque(pool.submit(fetch_next) for _ in range(_PREFETCH_FILES))
@@ -146,10 +195,10 @@ def load_files(target: Database, store: ObjectStore, folder: str, table: TableNa
     meter = ProgressMeter("import", str(table), expected_rows if counted else estimated_rows, progress,
                           estimated=not counted)
 
-    def loaded_files() -> Iterator[VerifiedFile]:
-        for verified in _verified_files(store, folder, entries, schema, as_text=target.loads_csv_text):
+    def loaded_files() -> Iterator[VerifiedFile | StoredFile]:
+        for verified in _verified_files(store, folder, entries, schema, target):
             yield verified
-            meter.add(verified.rows, len(verified.data))  # asked for the next: this one is loaded
+            meter.add(verified.rows, verified.size)  # asked for the next: this one is loaded
 
     with meter:
         return target.replace_rows(table, schema, loaded_files(), expected_rows=expected_rows, where=where)

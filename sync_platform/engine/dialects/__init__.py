@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...registry import Registry
 from .base import Database, LoadFile, SqlDialect
+from .duckdb import DuckDBDatabase
 from .mysql import MySQLDatabase
 from .postgres import PostgresDatabase
 from .sqlite import SQLiteDatabase
@@ -14,6 +15,7 @@ DATABASES: Registry[type[Database]] = Registry(
     "URL scheme", sort=True, adjective="unsupported", listing="valid schemes"
 )
 DATABASES.register("sqlite", SQLiteDatabase, "SQLite, a file (the embedded default)")
+DATABASES.register("duckdb", DuckDBDatabase, "DuckDB, a warehouse file: read_parquet / read_csv load the files")
 DATABASES.register("postgresql", PostgresDatabase, "PostgreSQL: ADBC binary COPY out, COPY FROM STDIN in")
 DATABASES.register("postgres", PostgresDatabase, "PostgreSQL (alias)", kind="postgresql")
 DATABASES.register("mysql", MySQLDatabase, "MySQL / MariaDB: connectorx out, LOAD DATA LOCAL INFILE in")

@@ -177,6 +177,14 @@ class SqlDialect(_Complete, ABC, abstract=True):
         parts[-1] += ")"
         return Where(tuple(parts), chosen.params)
 
+    def key_compare_sql(self, keys_sql: list[str], op: str, key: Sequence) -> tuple[str, tuple]:
+        """SQL comparing key columns (`keys_sql`) with a key's values in row order (lexicographic:
+        `op` is <, <=, > or >=), and its bound values: `(k1, k2) < (?, ?)`."""
+        params = tuple(self.param_value(v) for v in key)
+        if len(keys_sql) == 1:
+            return f"{keys_sql[0]} {op} {self.param}", params
+        return f"({', '.join(keys_sql)}) {op} ({', '.join(self.param for _ in key)})", params
+
     def key_in(self, columns: list[Column], keys: Sequence[tuple]) -> tuple[str, tuple]:
         """SQL true for the rows whose key (`columns`) is one of `keys` (values from any side's
         driver), and its bound values: `(k1, k2) IN ((?, ?), ...)`."""
@@ -301,6 +309,12 @@ class Database(_Complete, ABC, abstract=True):
 
     dialect_class: type[SqlDialect]
     loads_csv_text = False  # replace_rows reads LoadFile.csv_chunks() (else record_batches())
+    # replace_rows reads each file from the store itself (load.StoredFile: a path or s3:// location,
+    # verified and pinned to a version), instead of bytes the import fetched.
+    reads_store_files = False
+    # Where it does: the name of the database's own credentials for the store (the run config's
+    # mppsql_server_name, e.g. a DuckDB secret), instead of the store config's keys.
+    store_secret: str | None = None
     read_holds_gil = False  # read_batches blocks every Python thread while it waits (watchdog.py)
     # Seconds one read-only query() may run before the server cancels it (QueryTimeout); None: no limit.
     statement_timeout: float | None = None

@@ -67,7 +67,6 @@ class SliceQueries:
         self.columns = list(columns)  # compared non-key columns
         d = self.dialect
         self._key_sql = [d.key_sql(k) for k in self.keys]
-        self._key_tuple = self._key_sql[0] if len(self.keys) == 1 else "(" + ", ".join(self._key_sql) + ")"
         if native_hash is not None:
             values = [
                 d.quote(c.name) if c.name in native_hash else self._canonical(c) for c in self.keys + self.columns
@@ -96,11 +95,6 @@ class SliceQueries:
     def _canonical(self, column: Column) -> str:
         return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self._text(column)} END"
 
-    def _key_value_sql(self, key: Key) -> tuple[str, tuple]:
-        marks = ", ".join(self.dialect.param for _ in key)
-        params = tuple(self.dialect.param_value(v) for v in key)
-        return (marks if len(key) == 1 else f"({marks})"), params
-
     def _filter(self, key_range: KeyRange) -> tuple[str, tuple]:
         conditions, params = [], ()
         where = Where.of(self.side.where)
@@ -109,8 +103,8 @@ class SliceQueries:
             params += self.dialect.bind(where)
         for bound, op, first_op in ((key_range.low, ">=", ">="), (key_range.high, "<", "<=")):
             if bound is not None:
-                value_sql, value_params = self._key_value_sql(bound)
-                conditions.append(f"{self._key_tuple} {op} {value_sql}")
+                compared, value_params = self.dialect.key_compare_sql(self._key_sql, op, bound)
+                conditions.append(compared)
                 params += value_params
                 if len(self.keys) > 1:
                     # Redundant, but planners estimate a plain range on the first key column well
@@ -128,8 +122,8 @@ class SliceQueries:
         if bounds:
             whens, bound_params = [], ()
             for index, bound in enumerate(bounds):
-                value_sql, value_params = self._key_value_sql(bound)
-                whens.append(f"WHEN {self._key_tuple} < {value_sql} THEN {index}")
+                compared, value_params = self.dialect.key_compare_sql(self._key_sql, "<", bound)
+                whens.append(f"WHEN {compared} THEN {index}")
                 bound_params += value_params
             segment = f"CASE {' '.join(whens)} ELSE {len(bounds)} END"
             params = bound_params + params
@@ -188,9 +182,8 @@ class SliceQueries:
         plain = [self.dialect.quote(k.name) for k in self.keys]
         where, params = self._filter(KeyRange())
         if after is not None:
-            value_sql, value_params = self._key_value_sql(after)
-            tuple_sql = plain[0] if len(plain) == 1 else f"({', '.join(plain)})"
-            where = f"{where} AND {tuple_sql} > {value_sql}" if where else f" WHERE {tuple_sql} > {value_sql}"
+            compared, value_params = self.dialect.key_compare_sql(plain, ">", after)
+            where = f"{where} AND {compared}" if where else f" WHERE {compared}"
             params += value_params
         # Aliased: a canonical expression may carry its column's name (PostgreSQL's "id"::text).
         width = len(plain)

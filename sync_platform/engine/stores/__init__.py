@@ -3,7 +3,7 @@ folder or an S3 bucket. A new store is a module with an ObjectStore subclass and
 one `STORES.register` line here."""
 
 from ...registry import Registry
-from .base import ObjectStore, StoreConfigModel, StoreError
+from .base import ObjectStore, S3Access, StoreConfigModel, StoredObject, StoreError
 from .local import LocalStore, LocalStoreConfig
 from .s3 import S3Store, S3StoreConfig
 
@@ -17,5 +17,5 @@ def store_from_config(config: StoreConfigModel, bucket: str | None = None, name:
     return STORES.get_value(config.type).from_config(config, bucket, name)
 
 
-__all__ = ["STORES", "LocalStore", "LocalStoreConfig", "ObjectStore", "S3Store", "S3StoreConfig", "StoreConfigModel",
-           "StoreError", "store_from_config"]
+__all__ = ["STORES", "LocalStore", "LocalStoreConfig", "ObjectStore", "S3Access", "S3Store", "S3StoreConfig",
+           "StoreConfigModel", "StoreError", "StoredObject", "store_from_config"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -13,6 +14,29 @@ class StoreConfigModel(BaseModel):
     """A store's entry under `s3_configs` in the configuration file: `type` names the store."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """How a reader other than our client (DuckDB's httpfs) reaches an S3 store: never logged."""
+
+    endpoint_url: str | None  # None: AWS
+    region: str
+    access_key_id: str | None
+    secret_access_key: str | None
+    path_style: bool
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as a database that reads the store itself sees it (DuckDB's read_parquet), pinned
+    to the version whose bytes were hashed: a load checks it is still that version before it commits."""
+
+    location: str  # what the reader opens: a local path, or s3://bucket/key
+    version: str  # local: inode, size and mtime; S3: the ETag
+    sha256: str  # of the bytes read at that version
+    bytes: int
+    s3: S3Access | None = None  # how to reach an S3 location
 
 
 class ObjectStore(ABC):
@@ -60,6 +84,15 @@ class ObjectStore(ABC):
         """Write `data` only if the object is still at `version` (None: only if there is no
         object): the new version, or None when someone else wrote first. The one primitive leases
         need (S3's conditional PUT: If-Match / If-None-Match)."""
+
+    @abstractmethod
+    def stored_object(self, key: str) -> StoredObject:
+        """The object's location for another reader, its version, and the sha256 and size of the
+        bytes at that version (read once, never held whole in memory)."""
+
+    @abstractmethod
+    def version(self, key: str) -> str | None:
+        """The object's current version (as stored_object gives it), None when it is gone."""
 
     @abstractmethod
     def check(self) -> None:

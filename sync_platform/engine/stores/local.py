@@ -7,7 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from .base import ObjectStore, StoreConfigModel, StoreError
+from .base import ObjectStore, StoreConfigModel, StoredObject, StoreError
+
+_HASH_CHUNK = 1 << 20
 
 
 class LocalStoreConfig(StoreConfigModel):
@@ -76,6 +78,30 @@ class LocalStore(ObjectStore):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    @staticmethod
+    def _stat_version(stat: os.stat_result) -> str:
+        return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"  # put() replaces a file: a new inode
+
+    def stored_object(self, key: str) -> StoredObject:
+        path = self._path(key)
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                before = os.fstat(f.fileno())
+                while chunk := f.read(_HASH_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            raise StoreError(f"{self.url(key)} does not exist") from None
+        # The handle read the inode it opened: its version is the one hashed, even if replaced since.
+        return StoredObject(location=str(path), version=self._stat_version(before), sha256=digest.hexdigest(),
+                            bytes=before.st_size)
+
+    def version(self, key: str) -> str | None:
+        try:
+            return self._stat_version(self._path(key).stat())
+        except FileNotFoundError:
+            return None
 
     def list(self, prefix: str) -> list[str]:
         folder = self._path(prefix)

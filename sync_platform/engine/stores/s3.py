@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, SecretStr, model_validator
 
-from .base import ObjectStore, StoreConfigModel, StoreError
+from .base import ObjectStore, S3Access, StoreConfigModel, StoredObject, StoreError
 
 # boto3 error codes, translated into causes an operator can act on.
 _CAUSES = {
@@ -90,13 +90,21 @@ class S3Store(ObjectStore):
 
     @classmethod
     def from_config(cls, config: S3StoreConfig, bucket: str | None = None, name: str | None = None) -> S3Store:
-        return cls(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix, name=name)
+        access = S3Access(
+            endpoint_url=config.endpoint_url, region=config.region,
+            access_key_id=config.access_key_id.get_secret_value() if config.access_key_id else None,
+            secret_access_key=config.secret_access_key.get_secret_value() if config.secret_access_key else None,
+            path_style=config.path_style,
+        )
+        return cls(s3_client(config), bucket=bucket or config.bucket, prefix=config.prefix, name=name, access=access)
 
-    def __init__(self, client, bucket: str, prefix: str = "", name: str | None = None):
+    def __init__(self, client, bucket: str, prefix: str = "", name: str | None = None,
+                 access: S3Access | None = None):
         if not bucket:
             raise ValueError("an S3 store needs a bucket")
         self.name = name  # the S3 config's id, for messages
         self.client = client
+        self.access = access  # for readers of the bucket other than `client` (stored_object)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
 
@@ -157,6 +165,25 @@ class S3Store(ObjectStore):
         condition = {"IfNoneMatch": "*"} if version is None else {"IfMatch": version}
         response = self._call_or_none(f"conditional upload of {self.url(key)}", self.client.put_object,
                                       _CONDITION_FAILED, Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+        return None if response is None else response["ETag"]
+
+    def stored_object(self, key: str) -> StoredObject:
+        import hashlib
+
+        response = self._call(
+            f"download of {self.url(key)}", self.client.get_object, Bucket=self.bucket, Key=self._key(key)
+        )
+        digest, size = hashlib.sha256(), 0
+        for chunk in response["Body"].iter_chunks(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        # The ETag of the response is the version of the bytes hashed (S3 reads are consistent).
+        return StoredObject(location=self.url(key), version=response["ETag"], sha256=digest.hexdigest(), bytes=size,
+                            s3=self.access)
+
+    def version(self, key: str) -> str | None:
+        response = self._call_or_none(f"lookup of {self.url(key)}", self.client.head_object, _MISSING,
+                                      Bucket=self.bucket, Key=self._key(key))
         return None if response is None else response["ETag"]
 
     def exists(self, key: str) -> bool:
