@@ -255,7 +255,7 @@ class _Session:
         self.connection.close()
 
 
-def _httpfs_extension() -> Path:
+def httpfs_extension() -> Path:
     """The httpfs extension of the `duckdb-ext-httpfs` wheel, for this DuckDB and platform."""
     import duckdb
 
@@ -497,7 +497,7 @@ class DuckDBDatabase(Database):
         import duckdb
 
         try:
-            connection.execute(f"LOAD {_literal(str(_httpfs_extension()))}")
+            connection.execute(f"LOAD {_literal(str(httpfs_extension()))}")
         except duckdb.Error as error:
             raise LoadFailed(f"DuckDB cannot load its httpfs extension: {error}") from None
         bucket = urlsplit(stored.location).netloc
