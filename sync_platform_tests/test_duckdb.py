@@ -139,7 +139,7 @@ def test_mppsql_server_name_is_the_duckdb_secret_the_load_reads_s3_with(tmp_path
     create = (f"CREATE PERSISTENT SECRET warehouse_reader (TYPE s3, KEY_ID '{S3_KEY_ID}', SECRET '{S3_SECRET}', "
               f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false, REGION 'us-east-1')")
     shell = ("import duckdb, sys; from sync_platform.engine.dialects.duckdb import httpfs_extension; "
-             "c = duckdb.connect(config={'secret_directory': sys.argv[1]}); "
+             "c = duckdb.connect(); c.execute(f\"SET secret_directory = '{sys.argv[1]}'\"); "
              "c.execute(f\"LOAD '{httpfs_extension()}'\"); c.execute(sys.argv[2])")
     subprocess.run([sys.executable, "-c", shell, str(secrets), create], check=True)
     assert platform.load(table).rows == 2000

@@ -46,6 +46,8 @@ _READ_BATCH_ROWS = 65_536
 FILE_WAIT_S = 60.0  # how long an open waits for another process's lock on the file, by default
 _LOCK_CONFLICT = "Could not set lock on file"
 _CSV_MAX_LINE_BYTES = 1 << 30  # one row of text; DuckDB's default (2 MB) would refuse long values
+# Extensions are never fetched from the internet: httpfs comes from its wheel (httpfs_extension()).
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 _TYPE_SQL = {
     Kind.DECIMAL: "DECIMAL",
@@ -287,10 +289,9 @@ class DuckDBDatabase(Database):
         if not parsed.database or parsed.database == ":memory:":
             raise ValueError(f"DuckDB URL {url!r} must name a database file (duckdb:///path/to/file.duckdb)")
         self.path = Path(parsed.database)
-        # DuckDB settings from the URL's query (duckdb:///f.duckdb?memory_limit=1GB&threads=4); the
-        # extensions are never fetched from the internet.
-        self.config = {**dict(parsed.query), "autoinstall_known_extensions": False,
-                       "autoload_known_extensions": False}
+        # DuckDB settings from the URL's query (duckdb:///f.duckdb?memory_limit=1GB&threads=4), SET on
+        # each connection (DuckDB ignores some, e.g. secret_directory, in connect()'s config).
+        self.settings = {name: str(value) for name, value in parsed.query.items()}
         self._reads: dict[str, object] = {}  # tag -> connection of a read in progress
 
     @property
@@ -308,7 +309,7 @@ class DuckDBDatabase(Database):
         deadline = time.monotonic() + wait
         while True:
             try:
-                connection = duckdb.connect(str(self.path), config=self.config)
+                connection = duckdb.connect(str(self.path), config=_CONFIG)
                 break
             except duckdb.IOException as error:
                 if _LOCK_CONFLICT not in str(error):
@@ -318,7 +319,13 @@ class DuckDBDatabase(Database):
                 time.sleep(0.1)
             except duckdb.Error as error:
                 raise DatabaseUnreachable(f"cannot open DuckDB database {self.path}: {error}") from None
-        connection.execute(f"SET TimeZone = {_literal(self.timezone)}")
+        try:
+            for name, value in {**self.settings, "TimeZone": self.timezone}.items():
+                connection.execute(f"SET {self.dialect.quote(name)} = {_literal(value)}")
+        except duckdb.Error as error:
+            connection.close()
+            raise DatabaseUnreachable(f"DuckDB database {self.path}: setting {name!r} = {value!r} (from the URL's "
+                                      f"query) was refused: {str(error).splitlines()[0]}") from None
         return connection
 
     def _held_elsewhere(self, waited: float, error: str) -> Exception:
