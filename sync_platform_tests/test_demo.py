@@ -11,6 +11,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from sync_platform.engine import TableName, database_for
+from sync_platform.engine.columns import Kind
+
+from .tables import read_table
+
 
 def test_demo_runs_and_lands_in_the_instance(tmp_path):
     home, dagster_home = tmp_path / "home", tmp_path / "home" / "dagster_home"
@@ -24,10 +29,12 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     assert lines[0].startswith("seeded demo source") and lines[1].startswith(
         "discovered 5 tables for task 'demo_replica'"
     )
-    rows = [line.split() for line in lines[header + 2 : header + 17]]
+    rows = [line.split() for line in lines[header + 2 : header + 20]]
     assert [r[0] for r in rows] == ["demo_orders", "demo_lineitem", "demo_customers", "demo_large_orders"] + [
-        "demo_lineitem_archive"] * 6 + ["demo_replica"] * 5
-    assert [r[1] for r in rows[-5:]] == ["customer", "lineitem", "nation", "orders", "region"]
+        "demo_lineitem_archive"] * 6 + ["demo_replica"] * 5 + ["demo_analytics"] * 3
+    assert [r[1] for r in rows[-8:-3]] == ["customer", "lineitem", "nation", "orders", "region"]
+    assert [" ".join(r[1:4]) for r in rows[-3:]] == ["orders -> fact_orders", "lineitem -> fact_lineitem",
+                                                     "customer -> dim_customer"]
     assert [r[4] for r in rows[4:10]] == ["[2025-07]", "[2025-08]", "[2025-09]", "[2025-10]", "[2025-11]", "[2025-12]"]
     for r in rows:  # exported = imported, check passed, run ok
         exported, imported, check = (r[-5], r[-4], r[-3])
@@ -64,14 +71,21 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
         assert replica.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() == \
             source.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall(), table
 
+    # The DuckDB warehouse: each table row for row, as each side's own reader gives it.
+    source_url, analytics_url = f"sqlite:///{home}/demo/source.db", f"duckdb:///{home}/demo/analytics.duckdb"
+    for src, dst, key in (("orders", "fact_orders", "o_orderkey"), ("customer", "dim_customer", "c_custkey")):
+        assert read_table(analytics_url, dst, key)[0] == read_table(source_url, src, key)[0], dst
+    copied, schema = read_table(analytics_url, "fact_lineitem", "l_orderkey")
+    assert schema.column("l_extendedprice").kind is Kind.DECIMAL and len(copied) == len(
+        read_table(source_url, "lineitem", "l_orderkey")[0])
     # The runs, materializations and check results are in the instance `dagster dev` will open.
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs()
         assert sorted({r.job_name for r in runs}) == [
-            "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_archive_sync", "demo_lineitem_sync",
-            "demo_orders_sync", "demo_replica_sync"]
-        assert len(runs) == 4 + 1 + 1  # the archive's six months in one run (partition.backfill: single_run)
+            "demo_analytics_sync", "demo_customers_sync", "demo_large_orders_sync", "demo_lineitem_archive_sync",
+            "demo_lineitem_sync", "demo_orders_sync", "demo_replica_sync"]
+        assert len(runs) == 4 + 1 + 1 + 1  # the archive's six months in one run (partition.backfill: single_run)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         months = {f"2025-{m:02d}-01" for m in range(7, 13)}
         archive_key = dg.AssetKey(["demo_lineitem_archive", "lineitem_archive"])
@@ -87,3 +101,4 @@ def test_demo_runs_and_lands_in_the_instance(tmp_path):
     again = subprocess.run([command, "demo"], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr
     assert warehouse.execute("SELECT count(*) FROM orders").fetchone()[0] == 15000
+    assert database_for(analytics_url).count_rows(TableName("fact_orders")) == 15000

@@ -169,7 +169,9 @@ def cmd_demo(args) -> int:
         dagster_home = os.environ["DAGSTER_HOME"]
     out("")
     out(table(SUMMARY_HEADERS, rows))
-    out(f"\nsource:    {source}\ntargets:   {home / 'demo' / 'warehouse.db'}, {home / 'demo' / 'replica.db'}"
+    demo = home / "demo"
+    out(f"\nsource:    {source}\ntargets:   {demo / 'warehouse.db'}, {demo / 'replica.db'}"
+        f"\nwarehouse: {demo / 'analytics.duckdb'} (DuckDB: duckdb {demo / 'analytics.duckdb'})"
         f"\nexports:   {home / 'demo' / 'exports'}\ninstance:  DAGSTER_HOME={dagster_home}"
         f"\nUI:        {_this_command()} ui   (then open http://127.0.0.1:3000)")
     return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
