@@ -92,7 +92,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     )
     joined = "\n".join(problems)
     assert (
-        "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: mariadb, mysql, postgres, "
+        "datasources 'src': url: unsupported URL scheme 'oracle'; valid schemes: duckdb, mariadb, mysql, postgres, "
         "postgresql, sqlite"
         in joined
     )
@@ -156,6 +156,7 @@ def test_demo_config_is_valid():
         "demo_large_orders",
         "demo_lineitem_archive",
         "demo_replica",
+        "demo_analytics",
     ]
     assert yaml.safe_load(DEMO_CONFIG.read_text())["tasks"][0]["type"] == "table_to_table"
 
