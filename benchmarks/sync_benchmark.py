@@ -126,7 +126,7 @@ def child(args) -> None:
     done = time.monotonic()
     print(json.dumps({
         "export_s": middle - started, "import_s": done - middle, "rows": imported.rows,
-        "files": len(exported.manifest.files), "bytes": exported.manifest.bytes,
+        "files": len(exported.manifest.files), "bytes": exported.manifest.bytes, "location": exported.location,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "export_rss_mb": export_rss,
     }))
 

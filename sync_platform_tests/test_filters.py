@@ -1,4 +1,4 @@
-"""Filter rules: exactly the rows a hand-written query returns, on PostgreSQL and SQLite."""
+"""Filter rules: exactly the rows a hand-written query returns, on PostgreSQL, SQLite and DuckDB."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .conftest import table_task, write_config
 DDL = {
     "pg": "id int PRIMARY KEY, qty numeric(10,2), label text, shipped date, updated timestamp, flag boolean",
     "sqlite": "id INT PRIMARY KEY, qty NUMERIC(10,2), label TEXT, shipped DATE, updated TIMESTAMP, flag BOOLEAN",
+    "duckdb": "id INTEGER PRIMARY KEY, qty DECIMAL(10,2), label VARCHAR, shipped DATE, updated TIMESTAMP, flag BOOLEAN",
 }
 ROWS = [
     (
@@ -33,9 +34,22 @@ ROWS = [
 ANCHOR = datetime(2025, 3, 31, 12, 0)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "duckdb"])
 def source(request, tmp_path):
     """(url, run) where run(sql) executes a hand-written query on the source."""
+    if request.param == "duckdb":
+        import duckdb
+
+        path = tmp_path / "src.duckdb"
+        with duckdb.connect(str(path)) as conn:
+            conn.execute(f"CREATE TABLE orders ({DDL['duckdb']})")
+            conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", [list(r) for r in ROWS])
+
+        def run(sql):
+            with duckdb.connect(str(path)) as conn:
+                return [r[0] for r in conn.execute(sql).fetchall()]
+
+        return f"duckdb:///{path}", run
     if request.param == "sqlite":
         path = tmp_path / "src.db"
         conn = sqlite3.connect(path)
