@@ -133,9 +133,7 @@ class DuckDBDialect(SqlDialect):
         return column.kind is Kind.DECIMAL and (column.precision or 99) > MAX_DECIMAL128_PRECISION
 
     def column_type_sql(self, column: Column) -> str:
-        if self.holds_decimal_as_text(column):
-            return "VARCHAR"
-        if column.kind is Kind.STRING:
+        if column.kind is Kind.STRING or self.holds_decimal_as_text(column):
             return "VARCHAR"
         return super().column_type_sql(column)
 
@@ -209,7 +207,8 @@ class DuckDBDialect(SqlDialect):
         terms, params = [], []
         for i, column in enumerate(keys_sql):
             last = op if i == len(keys_sql) - 1 else op[0]  # the earlier columns compare strictly
-            terms.append("(" + " AND ".join([*(f"{keys_sql[j]} = ?" for j in range(i)), f"{column} {last} ?"]) + ")")
+            equal = [f"{keys_sql[j]} = {self.param}" for j in range(i)]
+            terms.append("(" + " AND ".join([*equal, f"{column} {last} {self.param}"]) + ")")
             params += values[: i + 1]
         return "(" + " OR ".join(terms) + ")", tuple(params)
 
@@ -486,9 +485,8 @@ class DuckDBDatabase(Database):
         import duckdb
 
         locations = [f.stored.location for f in files]
-        for file in files:
-            if file.stored.location.startswith("s3://"):
-                self._reach_s3(connection, file.stored)
+        if locations[0].startswith("s3://"):  # one export's files: one bucket
+            self._reach_s3(connection, files[0].stored)
         q = self.dialect.quote
         names = ", ".join(q(c.name) for c in schema.columns)
         listed = f"[{', '.join(_literal(location) for location in locations)}]"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated, Literal
 
@@ -168,18 +169,17 @@ class S3Store(ObjectStore):
         return None if response is None else response["ETag"]
 
     def stored_object(self, key: str) -> StoredObject:
-        import hashlib
+        def read() -> StoredObject:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            digest, size = hashlib.sha256(), 0
+            for chunk in response["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+            # The response's ETag is the version of the bytes hashed (S3 reads are consistent).
+            return StoredObject(location=self.url(key), version=response["ETag"], sha256=digest.hexdigest(),
+                                bytes=size, s3=self.access)
 
-        response = self._call(
-            f"download of {self.url(key)}", self.client.get_object, Bucket=self.bucket, Key=self._key(key)
-        )
-        digest, size = hashlib.sha256(), 0
-        for chunk in response["Body"].iter_chunks(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-        # The ETag of the response is the version of the bytes hashed (S3 reads are consistent).
-        return StoredObject(location=self.url(key), version=response["ETag"], sha256=digest.hexdigest(), bytes=size,
-                            s3=self.access)
+        return self._call(f"download of {self.url(key)}", read)
 
     def version(self, key: str) -> str | None:
         response = self._call_or_none(f"lookup of {self.url(key)}", self.client.head_object, _MISSING,
