@@ -17,17 +17,23 @@ every target is verified against the source (row count and column sums).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync_benchmark import FINGERPRINT, LINEITEM_DDL, ensure_source, fingerprint, fresh_target, our_sync  # noqa: E402
+from sync_benchmark import (  # noqa: E402
+    FINGERPRINT,
+    LINEITEM_DDL,
+    ensure_source,
+    fingerprint,
+    fresh_target,
+    json_child,
+    our_sync,
+)
 
 # One DuckDB COPY of the export's files, in a process of its own: its seconds and peak RSS as JSON.
 COPY = """
@@ -61,12 +67,8 @@ def duckdb_fingerprint(path: Path, table: str) -> tuple:
 
 def duckdb_copy(path: Path, files: str, s3_endpoint: str | None) -> dict:
     endpoint = s3_endpoint.split("://", 1)[1] if s3_endpoint else ""
-    done = subprocess.run(
-        [sys.executable, "-c", COPY, str(path), files, LINEITEM_DDL, endpoint,
-         os.environ.get("SYNC_TEST_S3_KEY_ID", ""), os.environ.get("SYNC_TEST_S3_SECRET", "")],
-        capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json_child([sys.executable, "-c", COPY, str(path), files, LINEITEM_DDL, endpoint,
+                       os.environ.get("SYNC_TEST_S3_KEY_ID", ""), os.environ.get("SYNC_TEST_S3_SECRET", "")])
 
 
 def main() -> None:

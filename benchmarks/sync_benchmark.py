@@ -173,8 +173,12 @@ def our_sync(src: str, dst: str, store: str, fmt: str, workdir: Path, s3_endpoin
             }
         )
     )
-    done = subprocess.run([sys.executable, __file__, "--child", str(config), "--mode", mode], capture_output=True,
-                          text=True)
+    return json_child([sys.executable, __file__, "--child", str(config), "--mode", mode])
+
+
+def json_child(command: list[str]) -> dict:
+    """Run a measuring child process; the JSON its last line prints (its figures)."""
+    done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
