@@ -341,8 +341,8 @@ class DuckDBDatabase(Database):
                 f"for {waited:g} s")
         advice = ("DuckDB lets one process open a file at a time; nothing was changed. Close the other program (a "
                   "DuckDB shell, a notebook) or raise heartbeat_timeout")
-        if self.lock_timeout:  # a write bounded by the heartbeat, as a lock wait on a server is
-            return Stalled(f"a write on {self.label} waited over {self.lock_timeout:g} s (heartbeat_timeout) for the "
+        if self.lock_timeout:  # bounded by the heartbeat, as a lock wait on a server is
+            return Stalled(f"opening {self.label} waited over {self.lock_timeout:g} s (heartbeat_timeout) for the "
                            f"file: {what}. {advice}")
         return DatabaseUnreachable(f"{what}. {advice}")
 
