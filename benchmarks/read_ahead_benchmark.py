@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pg-url", default=os.environ.get("SYNC_TEST_PG_URL"))
     parser.add_argument("--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"))
-    parser.add_argument("--pause", type=float, default=0.1, help="seconds the slow consumer sleeps after a batch")
+    parser.add_argument("--pause", type=float, default=0.3, help="seconds the slow consumer sleeps after a batch")
     args = parser.parse_args()
     sources = {name: make_url(url).set(database="bench_src").render_as_string(hide_password=False)
                for name, url in (("PostgreSQL", args.pg_url), ("MariaDB", args.mysql_url)) if url}
