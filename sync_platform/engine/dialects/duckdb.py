@@ -118,6 +118,17 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _bound(params: tuple) -> list | None:
+    """Bound values as DuckDB's execute takes them (a list, or None for none)."""
+    return list(params) if params else None
+
+
+# A table of the open file in the catalogue views (duckdb_tables(), duckdb_columns(), ...): schema, name.
+_OF_TABLE = "database_name = current_database() AND schema_name = ? AND table_name = ?"
+_TABLE_EXISTS = ("SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
+                 "AND table_schema = ? AND table_name = ?")  # views too
+
+
 class DuckDBDialect(SqlDialect):
     name = "duckdb"
     type_sql = _TYPE_SQL
@@ -228,7 +239,7 @@ class _Cursor:
         self._rows: list[tuple] = []
 
     def execute(self, sql: str, params: tuple = ()) -> None:
-        result = self.connection.execute(sql, list(params) if params else None)
+        result = self.connection.execute(sql, _bound(params))
         rows = result.fetchall() if result.description else []
         # A data-changing statement answers with one row, the number of rows it changed.
         if result.description and [d[0] for d in result.description] == ["Count"]:
@@ -358,7 +369,7 @@ class DuckDBDatabase(Database):
             timer = threading.Timer(self.statement_timeout, connection.interrupt)
             timer.start()
         try:
-            return connection.execute(sql, list(params) if params else None).fetchall()
+            return connection.execute(sql, _bound(params)).fetchall()
         except duckdb.InterruptException:
             raise self.timed_out() from None
         finally:
@@ -379,9 +390,7 @@ class DuckDBDatabase(Database):
     def table_exists(self, table: TableName) -> bool:
         if not self.path.exists():
             return False
-        return bool(self.query(
-            "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = ? "
-            "AND table_name = ?", (self._schema(table), table.name)))
+        return bool(self.query(_TABLE_EXISTS, (self._schema(table), table.name)))
 
     def schema_exists(self, schema: str) -> bool:
         return self.path.exists() and bool(self.query(
@@ -395,21 +404,19 @@ class DuckDBDatabase(Database):
         return [r[0] for r in rows]
 
     def estimated_rows(self, table: TableName) -> int | None:
-        rows = self.query(
-            "SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = ? "
-            "AND table_name = ?", (self._schema(table), table.name))
+        rows = self.query(f"SELECT estimated_size FROM duckdb_tables() WHERE {_OF_TABLE}",
+                          (self._schema(table), table.name))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def reflect(self, table: TableName) -> TableSchema:
         if not self.table_exists(table):
             raise TableNotFound(f"table {table} does not exist in DuckDB database {self.path}")
-        where = "database_name = current_database() AND schema_name = ? AND table_name = ?"
         names = (self._schema(table), table.name)
         columns = self.query(
-            f"SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns() WHERE {where} "
+            f"SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns() WHERE {_OF_TABLE} "
             "ORDER BY column_index", names)
         keys = self.query(
-            f"SELECT constraint_column_names FROM duckdb_constraints() WHERE {where} "
+            f"SELECT constraint_column_names FROM duckdb_constraints() WHERE {_OF_TABLE} "
             "AND constraint_type = 'PRIMARY KEY'", names)
         return TableSchema(
             columns=tuple(_column(table, name, data_type, nullable, comment)
@@ -425,7 +432,7 @@ class DuckDBDatabase(Database):
             self._reads[tag] = connection
         try:
             sql, params = self.dialect.render(self.dialect.select_sql(table, schema, where, order_by, tag))
-            reader = connection.execute(sql, list(params) if params else None).fetch_record_batch(_READ_BATCH_ROWS)
+            reader = connection.execute(sql, _bound(params)).fetch_record_batch(_READ_BATCH_ROWS)
             target = schema.arrow_schema
             for batch in reader:
                 # Casts what DuckDB's Arrow differs in: the time zone's name (Etc/UTC), nullability.
@@ -442,15 +449,11 @@ class DuckDBDatabase(Database):
 
     def replace_rows(self, table, schema, files: Iterable[LoadFile], expected_rows: int, where=None) -> int:
         sql = self.dialect
-        connection = self._connect()
-        try:
-            connection.execute("BEGIN TRANSACTION")
-            if not connection.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_catalog = current_database() "
-                "AND table_schema = ? AND table_name = ?", [self._schema(table), table.name]).fetchall():
+        with self.write_session() as session:  # commits after the block, rolls back on any exception
+            connection = session.connection.connection
+            if not connection.execute(_TABLE_EXISTS, [self._schema(table), table.name]).fetchall():
                 self._create(connection, table, schema)
-            statement, params = sql.render(Where.statement(f"DELETE FROM {sql.qualified(table)}", where))
-            connection.execute(statement, list(params) if params else None)
+            session.execute(*sql.render(Where.statement(f"DELETE FROM {sql.qualified(table)}", where)))
             loaded, read = 0, []
             files = iter(files)
             while group := list(islice(files, FILES_PER_INSERT)):
@@ -461,16 +464,7 @@ class DuckDBDatabase(Database):
             if replaced:
                 raise ExportIncomplete(f"{replaced[0]} was replaced in the store while {table} was loaded from it "
                                        f"({len(replaced)} file(s)); rolled back, nothing changed: re-run the import")
-            connection.execute("COMMIT")
             return loaded
-        except BaseException:
-            try:
-                connection.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001, S110 - no transaction left (interrupted): closing discards it
-                pass
-            raise
-        finally:
-            connection.close()
 
     def _create(self, connection, table: TableName, schema: TableSchema) -> None:
         connection.execute(self.dialect.create_table_sql(table, schema))
