@@ -36,6 +36,7 @@ import pyarrow.csv as pacsv
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
+from ..readahead import ReadAhead
 from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable, read_marker
 
 LOAD_LOCK_WAIT_S = 3600  # how long a load waits for another load of the same table
@@ -437,7 +438,8 @@ class MySQLDatabase(ServerDatabase):
         self, table, schema, where=None, order_by=None, tag=None, snapshot=None
     ) -> Iterator[pa.RecordBatch]:
         """Streamed by connectorx (Rust, MySQL's binary protocol straight into Arrow): about 9x the
-        rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot)."""
+        rows/s of PyMySQL's unbuffered cursor, in batches, from one query (one snapshot). Its stream
+        has no backpressure, so it is drained by a ReadAhead: memory bounded, the lag on disk."""
         import connectorx as cx
 
         sql = self.dialect.inline(self.dialect.select_sql(table, schema, where, order_by, tag))
@@ -445,7 +447,7 @@ class MySQLDatabase(ServerDatabase):
         try:
             reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=_READ_BATCH_ROWS,
                                  pre_execution_query=self.dialect.session_sql())
-            for batch in reader:
+            for batch in ReadAhead(reader, f"{table} from {self.label}"):
                 yield _canonical_batch(batch, schema)
         except BaseException as error:
             if type(error).__name__ != "PanicException":  # connectorx panics on values it cannot convert

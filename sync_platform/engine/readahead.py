@@ -1,0 +1,171 @@
+"""Read-ahead for a reader without backpressure, bounded in memory: a thread takes batches as fast
+as the database sends them, keeps up to `memory_bytes` of them in memory and writes the rest to
+spill files (Arrow IPC, uncompressed: the cheapest to write and read back), which the consumer
+reads back in order and deletes.
+
+Why not slow the reader down instead: connectorx's Arrow stream (MySQL/MariaDB) reads at the
+server's pace into an unbounded channel whatever its consumer does, so a consumer slower than the
+server (a slow store, a pipelined import) would otherwise hold the table's unread rows in memory;
+and a MySQL server drops a client that stops reading for net_write_timeout seconds anyway. Paging
+the query instead would bound memory too, but each page would read its own snapshot: the spill
+keeps the export one query, one snapshot. The price is disk: at most what the consumer lags
+behind, in the temporary directory (TMPDIR), deleted as it is read and when the read ends.
+
+    for batch in ReadAhead(reader, "lineitem from MariaDB"):   # a pa.RecordBatchReader
+        ...
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .errors import SyncError
+
+# Measured on lineitem SF1 from MariaDB (batches of ~10 MB, benchmarks/read_ahead_benchmark.py):
+# 16 MB in memory and 16 MB files kept the read at 205 MB peak RSS, consumer fast or slow; 64 MB
+# each cost 60 MB more RSS and no speed.
+MEMORY_BYTES = 16 * 2**20  # batches held in memory before they go to disk (at least one is)
+SEGMENT_BYTES = 16 * 2**20  # one spill file at most; the consumer reads a file once it is closed
+
+
+class SpillFailed(SyncError):
+    """The read-ahead could not write its spill files (a full or read-only temporary directory)."""
+
+
+@dataclass(frozen=True)
+class _Segment:
+    path: str
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_END = object()
+
+
+class ReadAhead:
+    def __init__(self, reader: pa.RecordBatchReader, subject: str, memory_bytes: int | None = None,
+                 segment_bytes: int | None = None, directory: str | None = None):
+        self._reader, self.subject, self._directory = reader, subject, directory  # directory: TMPDIR's
+        self._memory_bytes = memory_bytes or MEMORY_BYTES
+        self._segment_bytes = segment_bytes or SEGMENT_BYTES
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # batches, closed segments, then _END or _Failed
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._held = 0  # bytes of the batches in the queue
+        self._spill_dir: str | None = None
+        self.peak_memory_bytes = 0  # the most the queue held in memory: at most memory_bytes, or one batch
+        self.spilled_bytes = 0
+
+    # --- the draining thread -------------------------------------------------------------------
+    def _drain(self) -> None:
+        writer = segment = None  # the open spill file's IPC writer and its _Segment
+        segment_bytes = 0
+        try:
+            for batch in self._reader:  # pyarrow releases the GIL while it waits for the next batch
+                if self._closed.is_set():
+                    break
+                size = batch.nbytes
+                with self._lock:
+                    in_memory = writer is None and (self._held == 0 or self._held + size <= self._memory_bytes)
+                    if in_memory:
+                        self._held += size
+                        self.peak_memory_bytes = max(self.peak_memory_bytes, self._held)
+                if in_memory:
+                    self._queue.put(batch)
+                    continue
+                if writer is None:
+                    segment, segment_bytes = self._new_segment(), 0
+                    writer = pa.ipc.new_stream(segment.path, batch.schema)
+                writer.write_batch(batch)
+                segment_bytes += size
+                self.spilled_bytes += size
+                # Hand the file over when it is full, or at once when the consumer has nothing left
+                # to read (a slow server must not keep it waiting for a full file).
+                if segment_bytes >= self._segment_bytes or self._queue.empty():
+                    self._close_segment(writer, segment)
+                    writer = None
+            if writer is not None:
+                self._close_segment(writer, segment)
+                writer = None
+            self._queue.put(_END)
+        except BaseException as error:  # noqa: BLE001 - every failure reaches the consumer, re-raised there
+            if writer is not None:
+                try:
+                    writer.close()
+                except OSError:  # the same full disk: the first error is the one to report
+                    pass
+            self._queue.put(_Failed(self._spill_error(error) if isinstance(error, OSError) else error))
+        finally:
+            self._reader.close()  # ends the database's stream when the consumer left early
+            if self._closed.is_set():  # the consumer left first: the last one out removes the files
+                self._remove_spill()
+
+    def _new_segment(self) -> _Segment:
+        if self._spill_dir is None:
+            self._spill_dir = tempfile.mkdtemp(prefix="sync-platform-readahead-", dir=self._directory)
+        handle, path = tempfile.mkstemp(suffix=".arrows", dir=self._spill_dir)
+        os.close(handle)
+        return _Segment(path)
+
+    def _close_segment(self, writer, segment: _Segment) -> None:
+        writer.close()
+        self._queue.put(segment)
+
+    def _spill_error(self, error: OSError) -> SpillFailed:
+        where = self._spill_dir or self._directory or tempfile.gettempdir()
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)  # pyarrow sets no errno
+        why = "it is full" if full else str(error).splitlines()[0]
+        return SpillFailed(
+            f"reading {self.subject}: the read-ahead could not write its spill file in {where} ({why}). The "
+            "export reads faster than its files are written and keeps the difference on disk there; free "
+            "space in that directory or point TMPDIR at a larger one, then run again. Nothing was exported"
+        )
+
+    def _remove_spill(self) -> None:
+        if self._spill_dir:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
+
+    # --- the consumer --------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        thread = threading.Thread(target=self._drain, name=f"read-ahead {self.subject}", daemon=True)
+        thread.start()
+        ended = False  # the thread has finished writing: its files are ours to remove
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END or isinstance(item, _Failed):
+                    ended = True
+                if item is _END:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                if isinstance(item, _Segment):
+                    yield from self._read_segment(item.path)
+                    continue
+                with self._lock:
+                    self._held -= item.nbytes
+                yield item
+        finally:
+            self._closed.set()
+            if ended or not thread.is_alive():
+                self._remove_spill()
+
+    @staticmethod
+    def _read_segment(path: str) -> Iterator[pa.RecordBatch]:
+        try:
+            with pa.OSFile(path, "rb") as file:  # batch by batch: not mapped, so not all in memory at once
+                yield from pa.ipc.open_stream(file)
+        finally:
+            os.unlink(path)
