@@ -5,7 +5,9 @@ removed, a full disk reported by name; and a real MariaDB read through it with a
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -69,13 +71,66 @@ def test_a_consumer_that_leaves_early_leaves_no_spill_behind(tmp_path):
     assert _spill_dirs(str(tmp_path)) == []
 
 
-def test_a_source_error_reaches_the_consumer():
+@pytest.mark.parametrize("error", [RuntimeError, OSError])  # OSError: not to be taken for the spill's
+def test_a_source_error_reaches_the_consumer_as_it_was(error, tmp_path):
     def failing():
-        yield from _batches(2)
-        raise RuntimeError("the server went away")
+        yield from _batches(30)
+        raise error("the server went away")
 
-    with pytest.raises(RuntimeError, match="the server went away"):
-        list(ReadAhead(pa.RecordBatchReader.from_batches(SCHEMA, failing()), "t"))
+    ahead = ReadAhead(pa.RecordBatchReader.from_batches(SCHEMA, failing()), "t", memory_bytes=100_000,
+                      directory=str(tmp_path))
+    with pytest.raises(error, match="the server went away") as failure:
+        for _ in ahead:
+            time.sleep(0.01)
+    assert not isinstance(failure.value, SpillFailed) and ahead.spilled_bytes > 0
+    assert _spill_dirs(str(tmp_path)) == []
+
+
+# A reader spilling behind a consumer that never comes back: prints its spill directory, then waits.
+_SPILLING_READER = """
+import sys, time, pyarrow as pa
+from sync_platform.engine.readahead import ReadAhead
+schema = pa.schema([("x", pa.int64())])
+batches = (pa.record_batch([pa.array(range(i * 10_000, (i + 1) * 10_000))], schema=schema) for i in range(50))
+ahead = ReadAhead(pa.RecordBatchReader.from_batches(schema, batches), "t", memory_bytes=100_000,
+                  segment_bytes=100_000, directory=sys.argv[1])
+batches = iter(ahead)  # kept: a generator dropped would close and remove its spill
+next(batches)
+while not ahead.spilled_bytes:
+    time.sleep(0.05)
+print("spilling", flush=True)
+time.sleep(600)
+"""
+
+
+def _spilling_reader(directory: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", _SPILLING_READER, directory], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "spilling"
+    return process
+
+
+def test_a_reader_killed_outright_has_its_spill_swept_by_the_next_and_a_live_one_is_kept(tmp_path):
+    killed, alive = _spilling_reader(str(tmp_path)), None
+    try:
+        orphan = _spill_dirs(str(tmp_path))
+        assert len(orphan) == 1 and os.listdir(tmp_path / orphan[0])
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert _spill_dirs(str(tmp_path)) == orphan  # nobody removed it: the process is gone
+        alive = _spilling_reader(str(tmp_path))  # its spill sweeps the orphan
+        (live,) = _spill_dirs(str(tmp_path))
+        assert live != orphan[0]
+        ahead = ReadAhead(_reader(40), "t", memory_bytes=100_000, segment_bytes=100_000, directory=str(tmp_path))
+        iterator = iter(ahead)
+        next(iterator)
+        time.sleep(0.5)
+        assert live in _spill_dirs(str(tmp_path)) and len(_spill_dirs(str(tmp_path))) == 2  # the live one kept
+        assert sum(b.num_rows for b in iterator) == 390_000
+    finally:
+        for process in (killed, alive):
+            if process and process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ server (a slow store, a pipelined import) would otherwise hold the table's unrea
 and a MySQL server drops a client that stops reading for net_write_timeout seconds anyway. Paging
 the query instead would bound memory too, but each page would read its own snapshot: the spill
 keeps the export one query, one snapshot. The price is disk: at most what the consumer lags
-behind, in the temporary directory (TMPDIR), deleted as it is read and when the read ends.
+behind, in the temporary directory (TMPDIR), deleted as it is read and when the read ends; a
+reader killed outright (kill -9) leaves its directory to the next read-ahead to spill there, which
+removes it once its lock shows nobody holds it.
 
     for batch in ReadAhead(reader, "lineitem from MariaDB"):   # a pa.RecordBatchReader
         ...
@@ -18,6 +20,7 @@ behind, in the temporary directory (TMPDIR), deleted as it is read and when the 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import queue
 import shutil
@@ -33,6 +36,7 @@ from .errors import SyncError
 # Measured on lineitem SF1 from MariaDB (batches of ~10 MB, benchmarks/read_ahead_benchmark.py):
 # 16 MB in memory and 16 MB files kept the read at 205 MB peak RSS, consumer fast or slow; 64 MB
 # each cost 60 MB more RSS and no speed.
+SPILL_PREFIX = "sync-platform-readahead-"
 MEMORY_BYTES = 16 * 2**20  # batches held in memory before they go to disk (at least one is)
 SEGMENT_BYTES = 16 * 2**20  # one spill file at most; the consumer reads a file once it is closed
 
@@ -65,6 +69,7 @@ class ReadAhead:
         self._closed = threading.Event()
         self._held = 0  # bytes of the batches in the queue
         self._spill_dir: str | None = None
+        self._spill_lock: int | None = None  # its lock's descriptor while the directory exists
         self.peak_memory_bytes = 0  # the most the queue held in memory: at most memory_bytes, or one batch
         self.spilled_bytes = 0
 
@@ -85,19 +90,25 @@ class ReadAhead:
                 if in_memory:
                     self._queue.put(batch)
                     continue
-                if writer is None:
-                    segment, segment_bytes = self._new_segment(), 0
-                    writer = pa.ipc.new_stream(segment.path, batch.schema)
-                writer.write_batch(batch)
-                segment_bytes += size
-                self.spilled_bytes += size
-                # Hand the file over when it is full, or at once when the consumer has nothing left
-                # to read (a slow server must not keep it waiting for a full file).
-                if segment_bytes >= self._segment_bytes or self._queue.empty():
-                    self._close_segment(writer, segment)
-                    writer = None
+                try:
+                    if writer is None:
+                        segment, segment_bytes = self._new_segment(), 0
+                        writer = pa.ipc.new_stream(segment.path, batch.schema)
+                    writer.write_batch(batch)
+                    segment_bytes += size
+                    self.spilled_bytes += size
+                    # Hand the file over when it is full, or at once when the consumer has nothing
+                    # left to read (a slow server must not keep it waiting for a full file).
+                    if segment_bytes >= self._segment_bytes or self._queue.empty():
+                        self._close_segment(writer, segment)
+                        writer = None
+                except OSError as error:  # the spill's own writes (a source's errors pass through as they are)
+                    raise self._spill_error(error) from None
             if writer is not None:
-                self._close_segment(writer, segment)
+                try:
+                    self._close_segment(writer, segment)
+                except OSError as error:
+                    raise self._spill_error(error) from None
                 writer = None
             self._queue.put(_END)
         except BaseException as error:  # noqa: BLE001 - every failure reaches the consumer, re-raised there
@@ -106,7 +117,7 @@ class ReadAhead:
                     writer.close()
                 except OSError:  # the same full disk: the first error is the one to report
                     pass
-            self._queue.put(_Failed(self._spill_error(error) if isinstance(error, OSError) else error))
+            self._queue.put(_Failed(error))
         finally:
             self._reader.close()  # ends the database's stream when the consumer left early
             if self._closed.is_set():  # the consumer left first: the last one out removes the files
@@ -114,7 +125,7 @@ class ReadAhead:
 
     def _new_segment(self) -> _Segment:
         if self._spill_dir is None:
-            self._spill_dir = tempfile.mkdtemp(prefix="sync-platform-readahead-", dir=self._directory)
+            self._spill_dir, self._spill_lock = _locked_spill_dir(self._directory or tempfile.gettempdir())
         handle, path = tempfile.mkstemp(suffix=".arrows", dir=self._spill_dir)
         os.close(handle)
         return _Segment(path)
@@ -134,8 +145,12 @@ class ReadAhead:
         )
 
     def _remove_spill(self) -> None:
-        if self._spill_dir:
+        """Called by the consumer, the thread or both: once."""
+        with self._lock:
+            lock, self._spill_lock = self._spill_lock, None
+        if lock is not None:
             shutil.rmtree(self._spill_dir, ignore_errors=True)
+            os.close(lock)
 
     # --- the consumer --------------------------------------------------------------------------
     def __iter__(self) -> Iterator[pa.RecordBatch]:
@@ -169,3 +184,37 @@ class ReadAhead:
                 yield from pa.ipc.open_stream(file)
         finally:
             os.unlink(path)
+
+
+
+_LOCK = ".lock"
+
+
+def _locked_spill_dir(parent: str) -> tuple[str, int]:
+    """A new spill directory and the descriptor of its lock (flock, held until closed; the kernel
+    releases it when the process dies, however it dies). First the directories of readers that
+    died without removing theirs (kill -9, a host restarted) are swept: only a lock that can be
+    taken shows nobody reads them any more (a pid could be another container's)."""
+    for entry in os.scandir(parent):
+        if entry.name.startswith(SPILL_PREFIX) and entry.is_dir(follow_symlinks=False):
+            _sweep_if_orphaned(entry.path)
+    directory = tempfile.mkdtemp(prefix=SPILL_PREFIX, dir=parent)
+    # Locked under another name, then renamed: a sweeper never finds the lock file unlocked.
+    handle, path = tempfile.mkstemp(dir=directory)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    os.rename(path, os.path.join(directory, _LOCK))
+    return directory, handle
+
+
+def _sweep_if_orphaned(directory: str) -> None:
+    try:
+        handle = os.open(os.path.join(directory, _LOCK), os.O_RDONLY)
+    except OSError:  # no lock yet (being created) or already removed: not ours to judge
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # its reader is alive
+    finally:
+        os.close(handle)
+    shutil.rmtree(directory, ignore_errors=True)
