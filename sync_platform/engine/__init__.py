@@ -7,6 +7,7 @@ stores/    where export files live (local folder, S3)
 export.py  table -> files + manifest;  load.py  files -> target table;  diff/  data diffs
 pipeline.py the import overlapping the export;  lease.py  one writer per export folder
 watchdog.py heartbeat_timeout (sentinel.py: its out-of-process half);  progress.py  live reports
+readahead.py a reader without backpressure (MySQL's) bounded in memory, its lag spilled to disk
 columns.py the normalisation contract every part shares
 """
 

@@ -33,10 +33,11 @@ import pyarrow as pa
 
 from .errors import SyncError
 
+SPILL_PREFIX = "sync-platform-readahead-"  # a spill directory's name in TMPDIR
+
 # Measured on lineitem SF1 from MariaDB (batches of ~10 MB, benchmarks/read_ahead_benchmark.py):
 # 16 MB in memory and 16 MB files kept the read at 205 MB peak RSS, consumer fast or slow; 64 MB
 # each cost 60 MB more RSS and no speed.
-SPILL_PREFIX = "sync-platform-readahead-"
 MEMORY_BYTES = 16 * 2**20  # batches held in memory before they go to disk (at least one is)
 SEGMENT_BYTES = 16 * 2**20  # one spill file at most; the consumer reads a file once it is closed
 
@@ -184,7 +185,6 @@ class ReadAhead:
                 yield from pa.ipc.open_stream(file)
         finally:
             os.unlink(path)
-
 
 
 _LOCK = ".lock"
