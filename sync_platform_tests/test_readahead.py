@@ -35,7 +35,7 @@ def _reader(count: int) -> pa.RecordBatchReader:
 
 
 def _spill_dirs(directory: str) -> list[str]:
-    return [d for d in os.listdir(directory) if d.startswith("sync-platform-readahead-")]
+    return [d for d in os.listdir(directory) if d.startswith(readahead_module.SPILL_PREFIX)]
 
 
 def test_a_slow_consumer_gets_every_batch_in_order_with_memory_bounded(tmp_path):
@@ -86,7 +86,7 @@ def test_a_source_error_reaches_the_consumer_as_it_was(error, tmp_path):
     assert _spill_dirs(str(tmp_path)) == []
 
 
-# A reader spilling behind a consumer that never comes back: prints its spill directory, then waits.
+# A reader spilling behind a consumer that never comes back: says so once it spills, then waits.
 _SPILLING_READER = """
 import sys, time, pyarrow as pa
 from sync_platform.engine.readahead import ReadAhead

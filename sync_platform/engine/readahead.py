@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -48,7 +49,24 @@ class SpillFailed(SyncError):
 
 @dataclass(frozen=True)
 class _Segment:
+    """A closed spill file, in the queue where its batches belong."""
+
     path: str
+
+
+class _SpillFile:
+    """The spill file being written: batches appended (Arrow IPC stream) until it is handed over."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.path, self.bytes = path, 0
+        self._writer = pa.ipc.new_stream(path, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self.bytes += batch.nbytes
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 @dataclass(frozen=True)
@@ -76,64 +94,62 @@ class ReadAhead:
 
     # --- the draining thread -------------------------------------------------------------------
     def _drain(self) -> None:
-        writer = segment = None  # the open spill file's IPC writer and its _Segment
-        segment_bytes = 0
+        spill: _SpillFile | None = None  # the file batches go to once one did not fit in memory
         try:
             for batch in self._reader:  # pyarrow releases the GIL while it waits for the next batch
                 if self._closed.is_set():
                     break
                 size = batch.nbytes
                 with self._lock:
-                    in_memory = writer is None and (self._held == 0 or self._held + size <= self._memory_bytes)
+                    in_memory = spill is None and (self._held == 0 or self._held + size <= self._memory_bytes)
                     if in_memory:
                         self._held += size
                         self.peak_memory_bytes = max(self.peak_memory_bytes, self._held)
                 if in_memory:
                     self._queue.put(batch)
                     continue
-                try:
-                    if writer is None:
-                        segment, segment_bytes = self._new_segment(), 0
-                        writer = pa.ipc.new_stream(segment.path, batch.schema)
-                    writer.write_batch(batch)
-                    segment_bytes += size
+                with self._spilling():
+                    spill = spill or _SpillFile(self._new_spill_path(), batch.schema)
+                    spill.write(batch)
                     self.spilled_bytes += size
                     # Hand the file over when it is full, or at once when the consumer has nothing
                     # left to read (a slow server must not keep it waiting for a full file).
-                    if segment_bytes >= self._segment_bytes or self._queue.empty():
-                        self._close_segment(writer, segment)
-                        writer = None
-                except OSError as error:  # the spill's own writes (a source's errors pass through as they are)
-                    raise self._spill_error(error) from None
-            if writer is not None:
-                try:
-                    self._close_segment(writer, segment)
-                except OSError as error:
-                    raise self._spill_error(error) from None
-                writer = None
+                    if spill.bytes >= self._segment_bytes or self._queue.empty():
+                        handed, spill = spill, None  # forgotten first: a close that failed is not retried
+                        self._hand_over(handed)
+            if spill is not None:
+                with self._spilling():
+                    handed, spill = spill, None
+                    self._hand_over(handed)
             self._queue.put(_END)
         except BaseException as error:  # noqa: BLE001 - every failure reaches the consumer, re-raised there
-            if writer is not None:
-                try:
-                    writer.close()
-                except OSError:  # the same full disk: the first error is the one to report
-                    pass
-            self._queue.put(_Failed(error))
+            self._queue.put(_Failed(error))  # first: nothing below may keep the consumer waiting
+            if spill is not None:
+                with suppress(Exception):  # the same full disk, most likely: the first error is the one reported
+                    spill.close()
         finally:
             self._reader.close()  # ends the database's stream when the consumer left early
             if self._closed.is_set():  # the consumer left first: the last one out removes the files
                 self._remove_spill()
 
-    def _new_segment(self) -> _Segment:
+    @contextmanager
+    def _spilling(self) -> Iterator[None]:
+        """The spill's own writes: their OSErrors are SpillFailed (a source's pass through as they are)."""
+        try:
+            yield
+        except OSError as error:
+            raise self._spill_error(error) from None
+
+    def _new_spill_path(self) -> str:
         if self._spill_dir is None:
             self._spill_dir, self._spill_lock = _locked_spill_dir(self._directory or tempfile.gettempdir())
         handle, path = tempfile.mkstemp(suffix=".arrows", dir=self._spill_dir)
         os.close(handle)
-        return _Segment(path)
+        return path
 
-    def _close_segment(self, writer, segment: _Segment) -> None:
-        writer.close()
-        self._queue.put(segment)
+    def _hand_over(self, spill: _SpillFile) -> None:
+        spill.close()
+        self._queue.put(_Segment(spill.path))
 
     def _spill_error(self, error: OSError) -> SpillFailed:
         where = self._spill_dir or self._directory or tempfile.gettempdir()
@@ -161,11 +177,11 @@ class ReadAhead:
         try:
             while True:
                 item = self._queue.get()
-                if item is _END or isinstance(item, _Failed):
-                    ended = True
                 if item is _END:
+                    ended = True
                     return
                 if isinstance(item, _Failed):
+                    ended = True
                     raise item.error
                 if isinstance(item, _Segment):
                     yield from self._read_segment(item.path)
