@@ -392,9 +392,10 @@ class Platform:
 
     def diff(
         self, table: TableSync, algorithm: str | None = None, logger: Callable[[str], None] | None = None,
-        partition_key: str | None = None,
+        partition_key: str | None = None, progress: Callable[[Progress], None] | None = None,
     ) -> DiffResult:
-        """The data diff of the task's run_config (or `algorithm`) between source and target."""
+        """The data diff of the task's run_config (or `algorithm`) between source and target;
+        `progress` gets its live reports (engine/progress.py)."""
         rc = table.run_config
         options = DiffOptions(
             algorithm=algorithm or rc.algorithm,
@@ -415,7 +416,7 @@ class Platform:
             )  # a runaway query stops on the server
             sides.append(Side(database, ref.table_name, self.row_filter(table, side, anchor, partition_key)))
         try:
-            return diff(*sides, options, logger)
+            return diff(*sides, options, logger, progress)
         except QueryTimeout as error:
             raise QueryTimeout(f"{error} (a diff query may run {DIFF_QUERY_HEARTBEATS} x heartbeat_timeout; "
                                "raise heartbeat_timeout for tables whose full scan takes longer)") from None

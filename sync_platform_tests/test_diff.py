@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -312,6 +313,10 @@ def test_cli_diff_prints_rows_and_exits_by_result(tmp_path):
     assert "id=9    missing_in_target" in done.stdout and "id=500  extra_in_target" in done.stdout
     assert "segment [" in done.stdout  # verbose: every segment is logged
     assert done.stdout.rstrip().endswith("DIFFERENT (data inconsistent)")
+    # its progress on stderr (a bar on a terminal): the first pass over both sides, at its start and end
+    assert "diff of t (source) and t (target): 0 " in done.stderr, done.stderr
+    assert re.search(r"diff of t \(source\) and t \(target\): [\d,]+ of [\d,]+ rows \(100%\), [\d,]+ rows/s, done",
+                     done.stderr), done.stderr
     counted = run("--algorithm", "countdiff")
     assert counted.returncode == 0 and counted.stdout.rstrip().endswith("same")  # one deleted, one inserted
     unknown = run("--table", "nope")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
-import pytest
 
 from sync_platform.config import load_config
 from sync_platform.defs import naming
@@ -119,9 +118,11 @@ def test_a_run_shows_its_progress_in_its_log_its_tags_and_as_bars_in_the_cli(tmp
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs(limit=1)
         latest = Progress.from_json(run.tags[naming.progress_tag("dw.items")])
-        assert latest.stage == "import" and latest.done and latest.rows == ROWS
+        # the table's last stage: its data_diff check's pass over both sides
+        assert latest.stage == "diff" and latest.done and latest.rows == 2 * ROWS
         lines = [e.user_message for e in instance.all_logs(run.run_id) if "rows/s" in (e.user_message or "")]
     during = [line for line in lines if line.startswith("export of items: ") and "ETA" in line]
     assert during, lines  # the 10 s reports, in the step's log
-    assert any(line.startswith("import of dw.items: ") for line in lines), lines
-    assert pytest.approx(ROWS) == latest.rows
+    assert any(line.startswith("import of dw.items: ") and line.endswith("done") for line in lines), lines
+    assert any(line.startswith("diff of items (source) and dw.items (target): 200,000 of 200,000 rows (100%)")
+               for line in lines), lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +178,23 @@ def cmd_demo(args) -> int:
     return 0 if all(r[4] == "passed" and r[6] == "ok" for r in rows) else 1
 
 
+@contextmanager
+def live_report():
+    """A stage's progress reports on stderr: a bar redrawn in place on a terminal, else one line
+    each (a log keeps them)."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from .render import progress_grid
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda progress: err(progress.line())
+        return
+    with Live(console=console, transient=True, auto_refresh=False, redirect_stdout=False) as live:
+        yield lambda progress: live.update(progress_grid([("", progress.subject, progress)]), refresh=True)
+
+
 def cmd_diff(args) -> int:
     """The task's data diff, without Dagster: exit 0 same, 1 different, 2 when the diff could not
     decide (any foreseen error, the diff contradicting itself), with the message and no traceback."""
@@ -187,7 +205,8 @@ def cmd_diff(args) -> int:
     platform = Platform.from_file(args.config)
     t = platform.table_sync(args.task, args.table)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = platform.diff(t, algorithm=args.algorithm, logger=print)
+    with live_report() as report:
+        result = platform.diff(t, algorithm=args.algorithm, logger=print, progress=report)
     out(f"{result.algorithm}: {t.source.datasource}.{t.source.table} -> {t.target.datasource}.{t.target.table}")
     out(f"source rows {result.source_rows}, target rows {result.target_rows}, segments {result.segments}, "
         f"{result.seconds:.2f}s")

@@ -185,7 +185,8 @@ def build_data_diff_check(table: TableSync, specs: TableSpecs) -> dg.AssetChecks
     def data_diff(context: dg.AssetCheckExecutionContext, sync: SyncPlatformResource) -> dg.AssetCheckResult:
         key = partition_key_of(context, table)
         with reported("data diff", table, key, context):
-            result = sync.platform.diff(table, logger=context.log.info, partition_key=key)
+            result = sync.platform.diff(table, logger=context.log.info, partition_key=key,
+                                        progress=progress_reporter(context, table, key))
         if not result.same:
             log_inconsistency(context.log, result)
         return dg.AssetCheckResult(**diff_outcome(result))
@@ -273,7 +274,8 @@ def build_table_step(table: TableSync, specs: TableSpecs) -> dg.AssetsDefinition
                         )
                 stage = "data diff"
                 if check_key in checks:
-                    result = platform.diff(table, logger=context.log.info, partition_key=key)
+                    result = platform.diff(table, logger=context.log.info, partition_key=key,
+                                           progress=progress_reporter(context, table, key))
                     if not result.same:
                         log_inconsistency(context.log, result, key)
                         problems[key] = diff_description(result)

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 REPORT_EVERY_S = 10.0
+# Stages whose rows are read inside the databases (a diff's checksums): no bytes pass through us.
+ROWS_ONLY_STAGES = frozenset({"diff"})
 
 
 @dataclass(frozen=True)
 class Progress:
-    stage: str  # "export", "import"
+    stage: str  # "export", "import", "diff" (rows of both sides)
     subject: str  # the table, as messages name it
     rows: int
     bytes: int
@@ -49,7 +51,8 @@ class Progress:
             total = f" of {'~' if self.estimated and not self.done else ''}{self.total_rows:,}"
         share = f" ({self.fraction:.0%})" if self.fraction is not None else ""
         eta = "done" if self.done else (f"ETA {self.eta_s:,.0f} s" if self.eta_s is not None else "ETA unknown")
-        return (f"{self.stage} of {self.subject}: {self.rows:,}{total} rows{share}, {self.bytes / 1e6:,.1f} MB, "
+        size = "" if self.stage in ROWS_ONLY_STAGES else f" {self.bytes / 1e6:,.1f} MB,"
+        return (f"{self.stage} of {self.subject}: {self.rows:,}{total} rows{share},{size} "
                 f"{self.rows_per_s:,.0f} rows/s, {eta}")
 
     def to_json(self) -> str:
@@ -70,10 +73,12 @@ class ProgressMeter:
         self.rows = self.bytes = 0
         self._started = time.monotonic()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
 
     def add(self, rows: int, size: int) -> None:
-        self.rows += rows
-        self.bytes += size
+        with self._lock:  # stages add from several threads (readers, uploads, both sides of a diff)
+            self.rows += rows
+            self.bytes += size
 
     def snapshot(self, done: bool = False) -> Progress:
         total = self.rows if done and self.total_rows is None else self.total_rows

@@ -18,10 +18,10 @@ import inspect
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Protocol
+from functools import cached_property, partial
+from typing import NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -270,6 +270,28 @@ class SqlDialect(_Complete, ABC, abstract=True):
         )
 
 
+Query = Callable[[str, tuple], list[tuple]]
+
+
+class ScanPieces(NamedTuple):
+    conditions: list[str]
+    workers: int = 1  # pieces read at once: the parallelism one query over the table would have had
+
+
+def ranges_at(value_sql: str, cuts: Sequence[str]) -> list[str]:
+    """Disjoint conditions covering every value of `value_sql`, cut at the ascending SQL literals
+    `cuts`; the first and last ranges are open, so values beyond the cuts (rows added since they
+    were read) fall in one too."""
+    inner = [f"{value_sql} >= {low} AND {value_sql} < {high}" for low, high in zip(cuts, cuts[1:])]
+    return [f"{value_sql} < {cuts[0]}", *inner, f"{value_sql} >= {cuts[-1]}"] if cuts else [f"{value_sql} IS NOT NULL"]
+
+
+def integer_ranges(column_sql: str, low: int, high: int, pieces: int) -> list[str]:
+    """`pieces` ranges of equal width over low..high of a non-null integer column."""
+    width = -(-(high - low + 1) // pieces)
+    return ranges_at(column_sql, [str(cut) for cut in range(low + width, high + 1, width)])
+
+
 class WriteSession:
     """One write transaction on one connection (see Database.write_session): reads and writes in it
     see and hold the same rows until it commits."""
@@ -377,6 +399,13 @@ class Database(_Complete, ABC, abstract=True):
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Run one read-only query (under statement_timeout) and return all its rows."""
 
+    @contextmanager
+    def consistent_queries(self, workers: int = 1) -> Iterator[list[Query]]:
+        """`workers` query functions, one per thread, that all read one state of the database
+        (one snapshot), whatever commits meanwhile: a pass split into scan pieces counts every row
+        once. Here, for a database without scan pieces: its one query reads one state anyway."""
+        yield [self.query] * workers
+
     def close(self) -> None:  # noqa: B027 - a no-op unless the database pools connections
         """Release pooled connections (query() may keep some)."""
 
@@ -432,6 +461,13 @@ class Database(_Complete, ABC, abstract=True):
     def estimated_rows(self, table: TableName) -> int | None:
         """The table's row count as the database estimates it without counting (its statistics),
         for progress reports; None when it has none."""
+
+    def scan_pieces(self, table: TableName, schema: TableSchema, rows_per_piece: int) -> ScanPieces | None:
+        """Conditions splitting the whole table into disjoint physical pieces of about
+        `rows_per_piece` rows, each read by a range of the table's own storage order (no sort, no
+        full scan per piece), so that a pass over the table can report progress piece by piece;
+        None: the table is read in one query."""
+        return None
 
     # --- bulk I/O -------------------------------------------------------------------------------
     @abstractmethod
@@ -543,6 +579,46 @@ class ServerDatabase(Database, abstract=True):
             raise
         self._idle.append(conn)
         return list(rows)
+
+    @contextmanager
+    def consistent_queries(self, workers: int = 1) -> Iterator[list[Query]]:
+        """Connections of their own in one snapshot: the first opens it (_open_snapshot), the
+        others join it (_join_snapshot, where the database can share one); all end with the block."""
+        if workers > 1 and not self.can_share_snapshot:
+            raise ValueError(f"{self.label} cannot share a snapshot between connections (workers={workers})")
+        connections = []
+        try:
+            for index in range(workers):
+                connection = self._connect()
+                connections.append(connection)
+                if self.statement_timeout:
+                    self._limit_statements(connection)
+                if index == 0:
+                    snapshot = self._open_snapshot(connection, shared=workers > 1)
+                else:
+                    self._join_snapshot(connection, snapshot)
+            yield [partial(self._snapshot_query, connection) for connection in connections]
+        finally:
+            for connection in connections:
+                with suppress(Exception):  # a connection the server already dropped
+                    connection.rollback()
+                connection.close()
+
+    def _snapshot_query(self, connection, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return list(self._fetch(connection, sql, params))
+        except Exception as error:
+            if self.statement_timeout and self._is_timeout(error):
+                raise self.timed_out() from None
+            raise
+
+    @abstractmethod
+    def _open_snapshot(self, connection, shared: bool) -> str | None:
+        """Begin the connection's read transaction in a snapshot of its own; `shared`: export it,
+        returning what _join_snapshot takes."""
+
+    def _join_snapshot(self, connection, snapshot: str | None) -> None:
+        raise NotImplementedError(f"{self.label} cannot share a snapshot between connections")
 
     def close(self) -> None:
         while self._idle:

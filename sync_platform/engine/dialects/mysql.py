@@ -37,7 +37,7 @@ from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
 from ..readahead import ReadAhead
-from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable, read_marker
+from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, integer_ranges, read_marker
 
 LOAD_LOCK_WAIT_S = 3600  # how long a load waits for another load of the same table
 
@@ -397,6 +397,13 @@ class MySQLDatabase(ServerDatabase):
             cursor.execute(sql, params or None)
             return cursor.fetchall()
 
+    def _open_snapshot(self, connection, shared: bool) -> str | None:
+        """InnoDB's consistent read for the transaction (a snapshot cannot be shared)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        return None
+
     def _is_timeout(self, error: Exception) -> bool:
         import pymysql
 
@@ -425,6 +432,19 @@ class MySQLDatabase(ServerDatabase):
         rows = self.query("SELECT table_rows FROM information_schema.tables WHERE table_schema = "
                           "COALESCE(%s, DATABASE()) AND table_name = %s", (table.schema, table.name))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def scan_pieces(self, table: TableName, schema: TableSchema, rows_per_piece: int) -> ScanPieces | None:
+        """Ranges of equal width of the primary key's first column when it is an integer: InnoDB
+        stores a table in its primary key's order, so each range is read as one stretch of it."""
+        first = schema.column(schema.primary_key[0]) if schema.primary_key else None
+        if first is None or first.kind not in (Kind.INT16, Kind.INT32, Kind.INT64):
+            return None
+        pieces = -(-(self.estimated_rows(table) or 0) // rows_per_piece)
+        if pieces < 2:
+            return None
+        key = self.dialect.quote(schema.primary_key[0])
+        low, high = self.query(f"SELECT min({key}), max({key}) FROM {self.dialect.qualified(table)}")[0]
+        return None if low is None else ScanPieces(integer_ranges(key, int(low), int(high), pieces))
 
     def list_tables(self, schema: str | None = None) -> list[str]:
         rows = self.query(

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import LoadFile, ServerDatabase, SqlDialect, Unloadable, read_marker
+from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, ranges_at, read_marker
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
 # export, 16 MB -> 255 MB, 64 MB -> 369 MB, at the same speed.
@@ -261,6 +261,20 @@ class PostgresDatabase(ServerDatabase):
     def _fetch(self, connection, sql: str, params: tuple) -> list[tuple]:
         return connection.execute(sql, params).fetchall()
 
+    def _open_snapshot(self, connection, shared: bool) -> str | None:
+        import psycopg
+
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        return connection.execute("SELECT pg_export_snapshot()").fetchone()[0] if shared else None
+
+    def _join_snapshot(self, connection, snapshot: str | None) -> None:
+        import psycopg
+
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        connection.execute(psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot))
+
     def _bound_lock_waits(self, connection) -> None:
         connection.execute(f"SET lock_timeout = {int(self.lock_timeout * 1000)}")
 
@@ -299,6 +313,27 @@ class PostgresDatabase(ServerDatabase):
         rows = self.query("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
                           (self._regclass(table),))
         return int(rows[0][0]) if rows and rows[0][0] is not None and rows[0][0] >= 0 else None  # -1: never analyzed
+
+    def scan_pieces(self, table: TableName, schema: TableSchema, rows_per_piece: int) -> ScanPieces | None:
+        """Ranges of the heap's blocks (ctid, a TID range scan: PostgreSQL 14 and later), as many
+        blocks each as hold about rows_per_piece rows by the table's statistics (64 MB without
+        any); the last range is open, so blocks added since are read too. A TID range scan is not
+        parallel, so 1 + max_parallel_workers_per_gather pieces are read at once: the processes
+        one parallel scan of the table would have used."""
+        row = self.query(
+            "SELECT current_setting('server_version_num')::int, pg_relation_size(c.oid) / "
+            "current_setting('block_size')::int, c.relpages, c.reltuples, "
+            "current_setting('max_parallel_workers_per_gather')::int FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (self._regclass(table),))
+        if not row or row[0][0] < 140000:
+            return None
+        _, blocks, pages, tuples, parallel = row[0]
+        per = -(-int(rows_per_piece * pages) // int(tuples)) if pages > 0 and tuples > 0 else 8192
+        starts = list(range(0, int(blocks), max(per, 1)))
+        if len(starts) < 2:
+            return None
+        return ScanPieces(ranges_at("ctid", [f"'({start},0)'::tid" for start in starts[1:]]),
+                          workers=1 + max(int(parallel), 0))
 
     def list_tables(self, schema: str | None = None) -> list[str]:
         with self._connect() as conn:

@@ -9,9 +9,11 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
 from decimal import Context, Decimal
+from functools import partial
 from pathlib import Path
 from uuid import UUID
 
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 from ..columns import MAX_DECIMAL128_PRECISION, Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound
 from ..filters import Where
-from .base import Database, LoadFile, SqlDialect, Unloadable
+from .base import Database, LoadFile, Query, ScanPieces, SqlDialect, Unloadable, integer_ranges
 
 _READ_BATCH_ROWS = 10_000
 
@@ -270,7 +272,7 @@ class SQLiteDatabase(Database):
     def label(self) -> str:
         return f"SQLite {self.path}"
 
-    def _connect(self, readonly: bool = False) -> sqlite3.Connection:
+    def _connect(self, readonly: bool = False, any_thread: bool = False) -> sqlite3.Connection:
         if readonly and not self.path.exists():
             raise DatabaseUnreachable(f"SQLite database file {self.path} does not exist")
         if not readonly:
@@ -278,7 +280,8 @@ class SQLiteDatabase(Database):
         uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+            # any_thread: a connection opened here and used by one worker thread at a time
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30, check_same_thread=not any_thread)
         except sqlite3.Error as error:
             raise DatabaseUnreachable(f"cannot open SQLite database {self.path}: {error}") from None
 
@@ -329,6 +332,16 @@ class SQLiteDatabase(Database):
             return None
         return int(rows[0][0] or 0)
 
+    def scan_pieces(self, table: TableName, schema: TableSchema, rows_per_piece: int) -> ScanPieces | None:
+        """Ranges of equal width of the rowid, the order a rowid table is stored in (a WITHOUT
+        ROWID table has none: one query)."""
+        try:
+            low, high = self.query(f"SELECT min(rowid), max(rowid) FROM {self.dialect.qualified(table)}")[0]
+        except Exception:  # noqa: BLE001 - a WITHOUT ROWID table
+            return None
+        pieces = -(-((high or 0) - (low or 0) + 1) // rows_per_piece) if low is not None else 0
+        return ScanPieces(integer_ranges("rowid", int(low), int(high), pieces)) if pieces >= 2 else None
+
     def list_tables(self, schema: str | None = None) -> list[str]:
         if schema not in (None, "main"):
             raise ValueError(f"SQLite database {self.path} has one schema, main (got {schema!r})")
@@ -377,8 +390,27 @@ class SQLiteDatabase(Database):
         if conn is not None:
             conn.interrupt()  # thread-safe: the running statement fails with "interrupted"
 
+    @contextmanager
+    def consistent_queries(self, workers: int = 1) -> Iterator[list[Query]]:
+        """One read transaction: its shared lock, taken by the first query, holds the file's
+        state until the block ends (writers wait meanwhile, as they would for one long query)."""
+        if workers > 1:
+            raise ValueError(f"SQLite database {self.path}: one connection reads one snapshot (workers={workers})")
+        conn = self._with_diff_functions(self._connect(readonly=True, any_thread=True))
+        try:
+            conn.execute("BEGIN")
+            yield [partial(self._run, conn)]
+        finally:
+            conn.close()
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         conn = self._with_diff_functions(self._connect(readonly=True))
+        try:
+            return self._run(conn, sql, params)
+        finally:
+            conn.close()
+
+    def _run(self, conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
         if self.statement_timeout:
             deadline = time.monotonic() + self.statement_timeout
             conn.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)  # true: interrupt
@@ -389,7 +421,7 @@ class SQLiteDatabase(Database):
                 raise self.timed_out() from None
             raise
         finally:
-            conn.close()
+            conn.set_progress_handler(None, 0)
 
     def _refuse_lossy_decimals(self, conn: sqlite3.Connection, table: TableName, schema: TableSchema) -> None:
         """An existing table whose wide decimal columns have NUMERIC affinity would keep 15 digits."""

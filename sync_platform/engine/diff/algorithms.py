@@ -19,6 +19,7 @@ outlier key at 10^12 or big gaps do not produce empty or overfull segments.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from ..columns import Column, Kind, TableSchema
+from ..progress import Progress, ProgressMeter
 from .queries import KeyRange, SliceQueries, Stats
 from .values import ALGORITHMS, DiffError, DiffOptions, DiffResult, RowDiff, RowKind, Side
 
@@ -86,7 +88,9 @@ def _natively_hashable(source: Side, target: Side, s_cols: list[Column], t_cols:
     )
 
 
-def count_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
+def count_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None],
+               progress: Callable[[Progress], None] | None = None) -> DiffResult:
+    """Two count(*), one query each: nothing to report until they return (`progress` unused)."""
     started = time.monotonic()
     source, target = source.rendered(), target.rendered()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="countdiff") as pool:
@@ -109,6 +113,52 @@ def _key_order(key: tuple) -> tuple:
     return tuple(parts)
 
 
+# Rows of a scan piece of the first pass: a few seconds of hashing on the slowest side (SQLite's
+# Python md5, ~70k rows/s), so every 10 s progress report has moved.
+PIECE_ROWS = 500_000
+
+
+def _whole_slices(sides: tuple[SliceQueries, SliceQueries], progress: Callable[[Progress], None] | None
+                  ) -> tuple[Stats, Stats]:
+    """Each side's row count and checksum of its whole slice, both sides at once, each piece by
+    piece (its database's scan pieces), reported as the diff's progress: rows hashed on both
+    sides, of the expected total (each side's estimate; a filtered slice's extrapolated from the
+    pieces read so far)."""
+    plans = [side.scan_pieces(PIECE_ROWS) for side in sides]
+    estimates = [side.database.estimated_rows(side.side.table) if progress and not side.side.where else None
+                 for side in sides]
+    done = [[0, 0], [0, 0]]  # rows, pieces of each side
+    lock = threading.Lock()
+
+    def expected() -> int | None:
+        totals = []
+        for (rows, pieces), plan, estimate in zip(done, plans, estimates):
+            if estimate is not None:
+                totals.append(max(estimate, rows))
+            elif pieces:
+                totals.append(rows * len(plan.conditions) // pieces)
+            else:
+                return None
+        return sum(totals)
+
+    subject = f"{sides[0].side.table} (source) and {sides[1].side.table} (target)"
+    with ProgressMeter("diff", subject, expected(), progress) as meter:
+        def whole(index: int) -> Stats:
+            def on_piece(rows: int) -> None:
+                with lock:
+                    done[index][0] += rows
+                    done[index][1] += 1
+                    meter.add(rows, 0)
+                    meter.total_rows = expected()
+
+            return sides[index].whole_stats(plans[index], on_piece)
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="first-pass") as pool:
+            source, target = (f.result() for f in [pool.submit(whole, index) for index in (0, 1)])
+        meter.total_rows = meter.rows
+    return source, target
+
+
 @dataclass
 class _Range:
     key_range: KeyRange
@@ -126,12 +176,6 @@ class _HashDiff:
     def both(self, fn_name: str, *args) -> tuple:
         futures = [self.pool.submit(getattr(side, fn_name), *args) for side in (self.source, self.target)]
         return tuple(f.result() for f in futures)
-
-    def root(self) -> _Range:
-        """The whole slice, known only by its row counts (cheap): the first split computes the
-        checksums, so no scan is spent on a whole-slice checksum before splitting."""
-        source_rows, target_rows = self.both("count", KeyRange())
-        return _Range(KeyRange(), Stats(source_rows, -1), Stats(target_rows, -1))
 
     def split(self, r: _Range) -> tuple[list[_Range], Stats, Stats]:
         """Cut a differing range at its larger side's key quantiles; return the differing segments
@@ -185,18 +229,20 @@ class _HashDiff:
             )
         return diffs
 
-    def run(self) -> tuple[Stats, Stats, bool]:
-        """Bisect level by level; return each side's totals and whether `limit` cut the search."""
+    def run(self, progress: Callable[[Progress], None] | None) -> tuple[Stats, Stats, bool]:
+        """The whole slices first (the check of a good copy ends there, in one pass with progress),
+        then bisect level by level; return each side's totals and whether `limit` cut the search."""
         try:
-            root = self.root()
+            source, target = _whole_slices((self.source, self.target), progress)
+            self.segments = 1
+            if source == target:
+                return source, target, False
+            root = _Range(KeyRange(), source, target)
             if max(root.source.rows, root.target.rows) < self.options.bisection_threshold:
                 self.found = self.compare_rows(root)
-                totals = self.both("stats", KeyRange())
-                source, target = (t.get(0, _EMPTY) for t in totals)
-                self.segments += 1
                 level = []
             else:
-                level, source, target = self.split(root)
+                level, _, _ = self.split(root)
             while level and len(self.found) < self.options.limit:
                 leaves, inner = [], []
                 for r in level:
@@ -229,18 +275,16 @@ def slice_queries(
     textual = [s.kind in _TEXT_KINDS or t.kind in _TEXT_KINDS for s, t in zip(s_keys + s_cols, t_keys + t_cols)]
     source_text = frozenset(c.name for c, text in zip(s_keys + s_cols, textual) if text)
     target_text = frozenset(c.name for c, text in zip(t_keys + t_cols, textual) if text)
-    return (SliceQueries(source, s_keys, s_cols, native, source_naive, source_text),
-            SliceQueries(target, t_keys, t_cols, native, target_naive, target_text))
+    return (SliceQueries(source, s_keys, s_cols, native, source_naive, source_text, source_schema),
+            SliceQueries(target, t_keys, t_cols, native, target_naive, target_text, target_schema))
 
 
-def md5_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
+def md5_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None],
+             progress: Callable[[Progress], None] | None = None) -> DiffResult:
     started = time.monotonic()
     source_q, target_q = slice_queries(source, target, options, need_key=False)
     try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="md5diff") as pool:
-            s_stats, t_stats = (
-                f.result().get(0, _EMPTY) for f in [pool.submit(q.stats, KeyRange()) for q in (source_q, target_q)]
-            )
+        s_stats, t_stats = _whole_slices((source_q, target_q), progress)
         if options.verbose:
             logger(f"md5diff: source {s_stats.rows} rows checksum {s_stats.checksum:x}, "
                    f"target {t_stats.rows} rows checksum {t_stats.checksum:x}")
@@ -253,12 +297,13 @@ def md5_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[
             side.database.close()
 
 
-def hash_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None]) -> DiffResult:
+def hash_diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None],
+              progress: Callable[[Progress], None] | None = None) -> DiffResult:
     started = time.monotonic()
     source_q, target_q = slice_queries(source, target, options, need_key=True)
     try:
         run = _HashDiff(source_q, target_q, options, logger)
-        s_stats, t_stats, truncated = run.run()
+        s_stats, t_stats, truncated = run.run(progress)
         inconsistency = None
         if s_stats != t_stats and not run.found and not truncated:
             columns = [f"{s.name} ({s.kind.value} vs {t.kind.value})" for s, t in
@@ -290,6 +335,8 @@ ALGORITHMS.register(
 ALGORITHMS.register("countdiff", count_diff, "row counts of source and target")
 
 
-def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None) -> DiffResult:
-    """Compare the source slice with the target slice using options.algorithm."""
-    return ALGORITHMS.get_value(options.algorithm)(source, target, options, logger or log.info)
+def diff(source: Side, target: Side, options: DiffOptions, logger: Callable[[str], None] | None = None,
+         progress: Callable[[Progress], None] | None = None) -> DiffResult:
+    """Compare the source slice with the target slice using options.algorithm; md5diff and
+    hashdiff report their first pass (every row of both sides) to `progress` as it goes."""
+    return ALGORITHMS.get_value(options.algorithm)(source, target, options, logger or log.info, progress)

@@ -12,11 +12,14 @@ Its md5, cut to 60 bits, is the row hash; a slice's checksum is the exact sum of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import ceil
 
-from ..columns import Column, Kind
+from ..columns import Column, Kind, TableSchema
+from ..dialects.base import Query, ScanPieces
 from ..filters import Where
 from .values import DiffError, Side
 
@@ -51,13 +54,15 @@ class SliceQueries:
         native_hash: frozenset[str] | None = None,
         naive_as_utc: frozenset[str] = frozenset(),
         length_prefixed: frozenset[str] | None = None,
+        schema: TableSchema | None = None,
     ):
         """`native_hash`: when both sides are the same dialect, the columns whose typed values it may
         hash (the others enter the same row hash as canonical text); None: md5 of the encoded row.
         `naive_as_utc`: naive timestamp columns compared with a timestamptz on the other side.
         `length_prefixed`: the columns encoded as `<length>:<text>`, decided for the pair of sides
-        (a uuid compared with a CHAR(36) is text on both); default: this side's strings and JSON."""
-        self.side = side
+        (a uuid compared with a CHAR(36) is text on both); default: this side's strings and JSON.
+        `schema`: the table's, reflected (its scan pieces follow its primary key)."""
+        self.side, self.schema = side, schema
         self.naive_as_utc = naive_as_utc
         self.length_prefixed = (frozenset(c.name for c in [*keys, *columns] if c.kind in _TEXT_KINDS)
                                 if length_prefixed is None else length_prefixed)
@@ -95,8 +100,8 @@ class SliceQueries:
     def _canonical(self, column: Column) -> str:
         return f"CASE WHEN {self.dialect.quote(column.name)} IS NULL THEN NULL ELSE {self._text(column)} END"
 
-    def _filter(self, key_range: KeyRange) -> tuple[str, tuple]:
-        conditions, params = [], ()
+    def _filter(self, key_range: KeyRange, piece: str | None = None) -> tuple[str, tuple]:
+        conditions, params = [f"({piece})"] if piece else [], ()
         where = Where.of(self.side.where)
         if where is not None:
             conditions.append(f"({where.sql(self.dialect.param, escape_percent=self.dialect.param_escapes_percent)})")
@@ -116,9 +121,11 @@ class SliceQueries:
     def _table(self) -> str:
         return self.dialect.qualified(self.side.table)
 
-    def stats(self, key_range: KeyRange, bounds: Sequence[Key] = ()) -> dict[int, Stats]:
-        """Row count and checksum of each segment of the range cut at `bounds` (one scan)."""
-        where, params = self._filter(key_range)
+    def stats(self, key_range: KeyRange, bounds: Sequence[Key] = (), piece: str | None = None,
+              query: Query | None = None) -> dict[int, Stats]:
+        """Row count and checksum of each segment of the range cut at `bounds` (one scan), within
+        one of the table's scan pieces if given, run by `query` (default: the database's)."""
+        where, params = self._filter(key_range, piece)
         if bounds:
             whens, bound_params = [], ()
             for index, bound in enumerate(bounds):
@@ -130,7 +137,39 @@ class SliceQueries:
         else:
             segment = "0"
         sql = f"SELECT {segment} AS segment, count(*), {self._checksum} FROM {self._table()}{where} GROUP BY 1"
-        return {int(s): Stats(int(n), int(c or 0)) for s, n, c in self.database.query(sql, params)}
+        return {int(s): Stats(int(n), int(c or 0)) for s, n, c in (query or self.database.query)(sql, params)}
+
+    def scan_pieces(self, rows_per_piece: int) -> ScanPieces:
+        """The table's scan pieces (Database.scan_pieces), or the whole table as one."""
+        pieces = self.database.scan_pieces(self.side.table, self.schema, rows_per_piece) if self.schema else None
+        return pieces or ScanPieces([None])
+
+    def whole_stats(self, pieces: ScanPieces, on_piece: Callable[[int], None]) -> Stats:
+        """The slice's row count and checksum, as the sum over the table's scan pieces (checksums
+        add up exactly), calling `on_piece(rows)` after each: progress on a pass that would
+        otherwise be one silent query. The pieces are read `pieces.workers` at once, all in one
+        snapshot, so a row that moves while they are read (an UPDATE writing its new version in a
+        later block) is still counted exactly once."""
+        todo = queue.SimpleQueue()
+        for piece in pieces.conditions:
+            todo.put(piece)
+        workers = min(pieces.workers, len(pieces.conditions))
+
+        def read_pieces(query: Query) -> Stats:
+            rows = checksum = 0
+            while True:
+                try:
+                    piece = todo.get_nowait()
+                except queue.Empty:
+                    return Stats(rows, checksum)
+                found = self.stats(KeyRange(), piece=piece, query=query).get(0, Stats(0, 0))
+                rows, checksum = rows + found.rows, checksum + found.checksum
+                on_piece(found.rows)
+
+        with self.database.consistent_queries(workers) as queries, ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="scan-piece") as pool:
+            found = list(pool.map(read_pieces, queries))
+        return Stats(sum(s.rows for s in found), sum(s.checksum for s in found))
 
     def count(self, key_range: KeyRange) -> int:
         where, params = self._filter(key_range)
