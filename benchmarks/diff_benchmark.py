@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sync_benchmark import database_url, ensure_source  # noqa: E402
 
 from sync_platform.engine import TableName, database_for  # noqa: E402
-from sync_platform.engine.diff import DiffOptions, RowKind, Side, diff  # noqa: E402
+from sync_platform.engine.diff import DiffOptions, RowKind, Side, algorithms, diff  # noqa: E402
 
 KEY = ("l_orderkey", "l_linenumber")
 SKEW = "lineitem_skew"
@@ -205,14 +205,17 @@ def main() -> None:
         "--mysql-url", default=os.environ.get("SYNC_TEST_MYSQL_URL"), help="MariaDB for the cross-dialect pairs"
     )
     parser.add_argument("--only-cross", action="store_true", help="only the cross-dialect pairs")
+    parser.add_argument("--skip-cross", action="store_true", help="only PostgreSQL vs PostgreSQL")
     args = parser.parse_args()
     if not args.pg_url:
         sys.exit("give --pg-url or SYNC_TEST_PG_URL (scripts/test_servers.sh up)")
     src = ensure_source(args.pg_url, args.scale)
     ensure_skewed(src)
     dst, expected = make_target(args.pg_url, src)
+    cross = []
     with tempfile.TemporaryDirectory(prefix="diff-bench-") as folder:
-        cross = cross_dialect(src, dst, expected["lineitem"], args.mysql_url, Path(folder))
+        if not args.skip_cross:
+            cross = cross_dialect(src, dst, expected["lineitem"], args.mysql_url, Path(folder))
     print(
         f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} "
         "cores"
@@ -247,6 +250,17 @@ def main() -> None:
     assert not r.same
     results.append(("our md5diff", seconds, "different"))
     md5_seconds = seconds
+    # The first pass in scan pieces (live progress, one snapshot a side) against one query a side.
+    pieces, algorithms.PIECE_ROWS = algorithms.PIECE_ROWS, 10**15
+    seconds, r = timed(lambda: ours(src, dst, "lineitem", "md5diff"))
+    algorithms.PIECE_ROWS = pieces
+    results.append(("our md5diff, one query", seconds, "different (no pieces: no progress until it ends)"))
+    seconds, r = timed(lambda: ours(src, src, "lineitem", "md5diff"))
+    assert r.same
+    results.append(("our md5diff, identical", seconds, "same"))
+    seconds, r = timed(lambda: ours(src, src, "lineitem", "hashdiff"))
+    assert r.same
+    results.append(("our hashdiff, identical", seconds, f"same ({r.segments} segment)"))
     seconds, r = timed(lambda: ours(src, dst, "lineitem", "hashdiff", extra_columns=()))
     results.append(("our hashdiff, key only", seconds, check_hashdiff("key only", "lineitem", r, key_only=True)))
     seconds, r = timed(lambda: ours(src, dst, "lineitem", "hashdiff"))

@@ -126,3 +126,24 @@ def test_a_run_shows_its_progress_in_its_log_its_tags_and_as_bars_in_the_cli(tmp
     assert any(line.startswith("import of dw.items: ") and line.endswith("done") for line in lines), lines
     assert any(line.startswith("diff of items (source) and dw.items (target): 200,000 of 200,000 rows (100%)")
                for line in lines), lines
+
+
+def test_the_cli_diff_draws_its_pass_as_a_bar_on_a_terminal(tmp_path):
+    """`sync-platform diff` outside Dagster: on a terminal its first pass over both sides is a bar
+    (rows of both sides), removed once the verdict is printed."""
+    import sqlite3
+
+    for name in ("src", "dst"):
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+            conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"n{i}") for i in range(1, 3001)])
+    config = write_config(tmp_path / "sync.yaml",
+                          {"src": f"sqlite:///{tmp_path}/src.db", "dst": f"sqlite:///{tmp_path}/dst.db"},
+                          {"x": {"type": "local", "path": str(tmp_path / "x")}},
+                          [table_task("copy", ("src", "t"), ("dst", "t"), "x")])
+    command = [str(Path(sys.executable).parent / "sync-platform"), "diff", "copy", "--config", str(config)]
+    shown = _on_a_terminal(command, {**os.environ, "COLUMNS": "200"}, timeout=120)
+
+    bars = [line for line in shown.splitlines() if "t (source) and t (target)" in line and "━" in line]
+    assert bars and any("6,000 of 6,000" in line and "done" in line for line in bars), shown[-3000:]
+    assert shown.rstrip().endswith("same"), shown[-3000:]

@@ -42,12 +42,14 @@ def progress_grid(reports: list[tuple[str, str, Progress]]) -> Table:
     from rich.progress_bar import ProgressBar
 
     bars = Table(box=None, show_header=True, pad_edge=False, padding=(0, 1, 0, 0))
-    for header in ("run", "table", "stage", "progress", "rows", "rows/s", "ETA"):
+    with_runs = any(run for run, _, _ in reports)  # a stage run here, outside Dagster, has none
+    for header in ("run", "table", "stage", "progress", "rows", "rows/s", "ETA")[0 if with_runs else 1:]:
         bars.add_column(header, no_wrap=True)
     for run, table_name, p in reports:
         total = p.total_rows or max(p.rows, 1)
         expected = f" of {'~' if p.estimated else ''}{p.total_rows:,}" if p.total_rows else ""
         eta = "done" if p.done else (f"{p.eta_s:,.0f} s" if p.eta_s is not None else "?")
-        bars.add_row(run, table_name, p.stage, ProgressBar(total=total, completed=min(p.rows, total), width=30),
-                     f"{p.rows:,}{expected}", f"{p.rows_per_s:,.0f}", eta)
+        cells = [table_name, p.stage, ProgressBar(total=total, completed=min(p.rows, total), width=30),
+                 f"{p.rows:,}{expected}", f"{p.rows_per_s:,.0f}", eta]
+        bars.add_row(*([run] if with_runs else []), *cells)
     return bars
