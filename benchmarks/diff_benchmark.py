@@ -216,13 +216,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="diff-bench-") as folder:
         if not args.skip_cross:
             cross = cross_dialect(src, dst, expected["lineitem"], args.mysql_url, Path(folder))
-    print(
-        f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, {os.cpu_count()} "
-        "cores"
-    )
-    print(f"{'pair':<26}{'measurement':<26}{'seconds':>9}{'x count(*)':>12}  result")
-    for pair, name, seconds, ratio, note in cross:
-        print(f"{pair:<26}{name:<26}{seconds:>9.2f}{ratio:>12.1f}  {note}")
+    if cross:
+        print(
+            f"\nTPC-H lineitem SF{args.scale:g} across dialects, 10 updated + 3 deleted + 2 inserted, "
+            f"{os.cpu_count()} cores"
+        )
+        print(f"{'pair':<26}{'measurement':<26}{'seconds':>9}{'x count(*)':>12}  result")
+        for pair, name, seconds, ratio, note in cross:
+            print(f"{pair:<26}{name:<26}{seconds:>9.2f}{ratio:>12.1f}  {note}")
     if args.only_cross:
         return
     columns = [c.name for c in database_for(src).reflect(TableName("lineitem")).columns if c.name not in KEY]

@@ -407,19 +407,14 @@ class PostgresDatabase(ServerDatabase):
             bounds = snapshot_connection.execute(*sql.render(query)).fetchall()[: chunks - 1]
             key = columns if len(keys) == 1 else f"({columns})"
             values = [b[0] if len(keys) == 1 else f"({', '.join(b)})" for b in bounds]
-            ranges = ([f"{key} < {values[0]}"] if values else []) + [
-                f"{key} >= {low} AND {key} < {high}" for low, high in zip(values, values[1:])
-            ] + ([f"{key} >= {values[-1]}"] if values else [])
+            ranges = ranges_at(key, values)
         else:
             pages = snapshot_connection.execute(
                 "SELECT relpages FROM pg_class WHERE oid = to_regclass(%s)", (self._regclass(table),)).fetchone()
             if not pages or pages[0] < 2 * chunks:
                 return None
             per = -(-pages[0] // chunks)
-            starts = list(range(0, pages[0], per))
-            ranges = [f"ctid >= '({start},0)'::tid" + (f" AND ctid < '({start + per},0)'::tid" if i < len(starts) - 1
-                                                        else "")
-                      for i, start in enumerate(starts)]
+            ranges = ranges_at("ctid", [f"'({start},0)'::tid" for start in range(per, pages[0], per)])
         return [Where.text(condition) for condition in ranges] if len(ranges) > 1 else None
 
     def read_batches(

@@ -171,10 +171,6 @@ class SliceQueries:
             found = list(pool.map(read_pieces, queries))
         return Stats(sum(s.rows for s in found), sum(s.checksum for s in found))
 
-    def count(self, key_range: KeyRange) -> int:
-        where, params = self._filter(key_range)
-        return int(self.database.query(f"SELECT count(*) FROM {self._table()}{where}", params)[0][0])
-
     def quantiles(self, key_range: KeyRange, rows: int, segments: int) -> list[Key]:
         """Keys cutting the range into `segments` parts of equal row counts: boundaries follow the
         data, so skewed or sparse keys split as evenly as dense ones."""
