@@ -9,8 +9,10 @@ pipeline.py the import overlapping the export;  lease.py  one writer per export 
 watchdog.py heartbeat_timeout (sentinel.py: its out-of-process half);  progress.py  live reports
 readahead.py a reader without backpressure (MySQL's) bounded in memory, its lag spilled to disk
 columns.py the normalisation contract every part shares
+memory.py  allocator settings that give freed memory back (applied here, before pyarrow loads)
 """
 
+from . import memory  # noqa: F401 - first: its settings apply as it loads, before pyarrow does
 from .columns import Column, Kind, TableName, TableSchema
 from .dialects import Database, SqlDialect, database_for
 from .errors import (

@@ -3,8 +3,10 @@
     database --batches--> rebatch to batch_rows --> [encode + upload] x parallel --> manifest
 
 Encoding (Arrow CSV writer + zstd/gzip, or Parquet) and uploads run in `parallel` worker threads;
-both release the GIL. At most `parallel` files are in flight, so memory stays at about
-(parallel + 1) x one file's rows whatever the table's size.
+both release the GIL. At most `parallel` files are in flight, and of those at most one per CPU
+still holds its rows (encoding is CPU-bound: more at once would only wait, holding their rows);
+the others hold only their encoded bytes while they upload. So memory stays at about
+(CPUs + 1) x one file's rows + parallel x one file's bytes, whatever the table's size.
 """
 
 from __future__ import annotations
@@ -87,11 +89,19 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> 
 
 
 def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, schema: TableSchema) -> ExportFile:
-    data = fmt.encode(table, schema)
+    return _put_file(store, key, table.num_rows, fmt.encode(table, schema))
+
+
+def _put_file(store: ObjectStore, key: str, rows: int, data: bytes) -> ExportFile:
     store.put(key, data)
-    return ExportFile(
-        name=key.rsplit("/", 1)[1], rows=table.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
-    )
+    return ExportFile(name=key.rsplit("/", 1)[1], rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may run on (a container's share)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def export_table(
@@ -144,6 +154,16 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
     reader = source.read_batches(request.table, schema, where, request.order_by, tag)
     pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
+    encoding = threading.Semaphore(min(request.parallel, _cpus()))  # files in flight still holding their rows
+
+    def write(key: str, rows: list[pa.Table]) -> ExportFile:
+        table = rows.pop()  # the last reference: the rows are freed once encoded, before the upload
+        try:
+            count, data = table.num_rows, request.file_format.encode(table, schema)
+        finally:
+            del table
+            encoding.release()
+        return _put_file(store, key, count, data)
 
     def uploaded() -> ExportFile:
         """The oldest file in flight, once written; Stalled if the store stays silent past the
@@ -178,8 +198,10 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
                 watchdog.check()  # nor one whose requester is gone
                 if len(in_flight) >= request.parallel:
                     written.append(uploaded())
+                encoding.acquire()  # CPU-bound work ahead of it: it ends
                 key = f"{request.folder}/part-{number:05d}{request.file_format.suffix}"
-                in_flight.append((pool.submit(_write_file, store, key, chunk, request.file_format, schema), key))
+                in_flight.append((pool.submit(write, key, [chunk]), key))
+                del chunk  # held by the writer alone
             while in_flight:
                 written.append(uploaded())
         failed = False

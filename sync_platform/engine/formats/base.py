@@ -10,6 +10,9 @@ from ..columns import TableSchema
 # Size of the text pieces handed to a bulk loader: large enough that per-call overhead vanishes,
 # small enough to keep memory flat.
 CSV_CHUNK_BYTES = 1 << 20
+# Rows rendered as CSV text at a time (about 2.5 MB of lineitem's text): the text of a whole file
+# of 100,000 rows is never in one piece.
+CSV_SLICE_ROWS = 16384
 
 
 class FileFormat(ABC):
@@ -33,8 +36,8 @@ class FileFormat(ABC):
         """The bytes of one export file holding `table` (canonical Arrow types)."""
 
     @abstractmethod
-    def csv_chunks(self, data: bytes, schema: TableSchema) -> Iterator[bytes]:
-        """The file's rows as CSV text with a header line (see csv.py for the dialect)."""
+    def csv_chunks(self, data: bytes, schema: TableSchema) -> Iterator[bytes | memoryview]:
+        """The file's rows as CSV text with a header line (see csv.py for the dialect), in pieces."""
 
     @abstractmethod
     def record_batches(self, data: bytes, schema: TableSchema) -> Iterator[pa.RecordBatch]:

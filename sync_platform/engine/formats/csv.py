@@ -16,16 +16,15 @@ import pyarrow.csv as pacsv
 
 from ...errors import UnknownName
 from ..columns import Kind, TableSchema
-from .base import CSV_CHUNK_BYTES, FileFormat
+from .base import CSV_CHUNK_BYTES, CSV_SLICE_ROWS, FileFormat
 
 _SUFFIXES = {"zstd": ".csv.zst", "gzip": ".csv.gz"}
 COMPRESSIONS = tuple(_SUFFIXES)  # store.csv_compression's valid values, the default first
 # Level 1 of either codec: exports are CPU-bound and higher levels buy little on row data.
 _COMPRESSION_LEVEL = 1
-# Rows rendered and compressed at a time. A file is a sequence of independent zstd frames (gzip
-# members), which every decompressor (and `zstd -d` / `gunzip`) reads as one stream; this keeps
-# only a slice's text in memory, never the whole file's.
-_SLICE_ROWS = 16384
+# A file is a sequence of independent zstd frames (gzip members), one per CSV_SLICE_ROWS rows, which
+# every decompressor (and `zstd -d` / `gunzip`) reads as one stream; this keeps only a slice's text
+# in memory, never the whole file's.
 
 
 def hex_encode_binary(array: pa.Array) -> pa.Array:
@@ -70,9 +69,9 @@ class CsvFormat(FileFormat):
     def encode(self, table: pa.Table, schema: TableSchema) -> bytes:
         codec = pa.Codec(self.compression, compression_level=_COMPRESSION_LEVEL)
         frames = []
-        for start in range(0, max(table.num_rows, 1), _SLICE_ROWS):
+        for start in range(0, max(table.num_rows, 1), CSV_SLICE_ROWS):
             text = io.BytesIO()
-            write_csv(to_csv_text_types(table.slice(start, _SLICE_ROWS), schema), text, include_header=start == 0)
+            write_csv(to_csv_text_types(table.slice(start, CSV_SLICE_ROWS), schema), text, include_header=start == 0)
             frames.append(codec.compress(text.getbuffer(), asbytes=True))
         return b"".join(frames)
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..columns import TableSchema
-from .base import CSV_CHUNK_BYTES, FileFormat
+from .base import CSV_SLICE_ROWS, FileFormat
 from .csv import to_csv_text_types, write_csv
 
 _READ_BATCH_ROWS = 65536
@@ -36,16 +36,16 @@ class ParquetFormat(FileFormat):
         parquet = pq.ParquetFile(pa.BufferReader(data))
         yield from parquet.iter_batches(batch_size=_READ_BATCH_ROWS, columns=schema.names)
 
-    def csv_chunks(self, data: bytes, schema: TableSchema) -> Iterator[bytes]:
-        buffer = io.BytesIO()
+    def csv_chunks(self, data: bytes, schema: TableSchema) -> Iterator[memoryview]:
+        """One piece of text per CSV_SLICE_ROWS rows, each a view of its own buffer (no copy)."""
+        parquet = pq.ParquetFile(pa.BufferReader(data))
         header = True
-        for batch in self.record_batches(data, schema):
+        for batch in parquet.iter_batches(batch_size=CSV_SLICE_ROWS, columns=schema.names):
+            buffer = io.BytesIO()
             write_csv(to_csv_text_types(pa.Table.from_batches([batch]), schema), buffer, include_header=header)
             header = False
-            if buffer.tell() >= CSV_CHUNK_BYTES:
-                yield buffer.getvalue()
-                buffer = io.BytesIO()
+            yield buffer.getbuffer()
         if header:  # an empty file still yields its header line
+            buffer = io.BytesIO()
             write_csv(schema.arrow_schema.empty_table(), buffer)
-        if buffer.tell():
-            yield buffer.getvalue()
+            yield buffer.getbuffer()
