@@ -4,8 +4,9 @@ rows it holds (a few batches and files) rather than what its allocators keep for
 A copy allocates and frees the same large blocks thousands of times, from several threads: a
 batch's buffers, a file's bytes, its text. Two allocators hold on to them by default:
 
-- Arrow's memory pool (mimalloc) keeps freed pages in each thread's heap for 10 ms, and a heap
-  that no longer allocates does not purge at all; MIMALLOC_PURGE_DELAY=0 returns them at once.
+- Arrow's memory pool (mimalloc) keeps freed pages for reuse for a second before it returns them
+  (purge_delay 1000 ms in pyarrow 26's mimalloc): a copy that frees tens of megabytes a second
+  holds a second of them at any time. MIMALLOC_PURGE_DELAY=0 returns them at once.
   It also backs its arena with transparent huge pages where the kernel allows (`madvise` mode),
   and a 2 MB page stays resident while any part of it is in use: MIMALLOC_ALLOW_THP=0.
   mimalloc reads its options once, when pyarrow loads, so the engine's package imports this module
@@ -28,7 +29,7 @@ import ctypes
 import os
 
 _MIMALLOC = {
-    "MIMALLOC_PURGE_DELAY": "0",  # freed pages go back at once (default: after 10 ms, if the heap is still active)
+    "MIMALLOC_PURGE_DELAY": "0",  # freed pages go back at once (default: after 1000 ms)
     "MIMALLOC_ALLOW_THP": "0",  # no transparent huge pages: a 2 MB page stays resident while any byte of it is used
 }
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
