@@ -65,7 +65,7 @@ up() {
   chown postgres:postgres "$STATE_DIR"
   if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-      -o "-p $PG_PORT -k $pgdata -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+      -o "-p $PG_PORT -k $pgdata -c listen_addresses=127.0.0.1 -c fsync=off -c jit=off -c max_connections=200" start >/dev/null
   fi
   mariadb_up
   # moto's server: real S3 over HTTP on loopback, with authentication on, so that wrong

@@ -1,7 +1,7 @@
-"""Chunked exports (run_config export_readers > 1) from PostgreSQL: the table is split at the
-quantiles of its primary key (any orderable key, composite included) or in ranges of heap blocks
-(no key), the chunks are read by several readers at once, all in ONE exported snapshot, and the
-target ends identical to the source. A transfer between two rows committed while the chunks are
+"""Chunked exports from PostgreSQL: the table is split at the quantiles of its primary key (any
+orderable key, composite included; run_config export_readers > 1) or in ranges of heap blocks (no
+key, or one reader: the default), the chunks are read by that many readers at once, all in ONE
+exported snapshot, and the target ends identical to the source. A transfer between two rows committed while the chunks are
 read must not show half-done: the export is the source at one moment."""
 
 from __future__ import annotations
@@ -75,12 +75,14 @@ def test_an_order_other_than_the_key_is_read_by_one_reader(tmp_path, pg_url):
         f"{n:05d}" for n in range(len(exported.manifest.files))}  # part-00000, part-00001...: one reader
 
 
-def test_rows_changed_during_a_chunked_export_do_not_mix_two_states(tmp_path, pg_url):
+@pytest.mark.parametrize("readers", [1, 2])
+def test_rows_changed_during_a_chunked_export_do_not_mix_two_states(readers, tmp_path, pg_url):
     """40,000 accounts of 100 each; while the chunks are read (paced by the database), another
     session moves 50 from the first account to the last in one committed transaction. Read in one
     snapshot, the export holds the moment before (total 4,000,000, both accounts at 100); readers
-    with snapshots of their own would hold 4,000,050 (the first chunk before, the last after)."""
-    config = _paced_accounts(tmp_path, pg_url, every=2000, seconds=0.3)
+    with snapshots of their own would hold 4,000,050 (the first chunk before, the last after).
+    One reader (the default) reads its chunks (heap block ranges) one after another, in one snapshot too."""
+    config = _paced_accounts(tmp_path, pg_url, every=2000, seconds=0.3, readers=readers)
     platform = Platform(load_config(config))
     table = platform.table_sync("copy")
     result: list = []
@@ -113,15 +115,16 @@ platform.export(platform.table_sync("copy"))
 """
 
 
-def _paced_accounts(tmp_path, pg_url, every: int = 1000, seconds: float = 0.25):
-    """40,000 accounts of 100 each, exported by 2 readers in files of `every` rows; the source's
-    query sleeps `seconds` every `every` rows."""
+def _paced_accounts(tmp_path, pg_url, every: int = 1000, seconds: float = 0.25, readers: int = 2):
+    """40,000 accounts of 100 each, exported by `readers` readers in files of `every` rows; the
+    source's query sleeps `seconds` every `every` rows."""
     create_pace(pg_url, every, seconds)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, balance int)")
         conn.execute("INSERT INTO items SELECT i, 100 FROM generate_series(1, 40000) i")
         conn.execute("ANALYZE items")
-    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=2, export_batch_rows=every)
+    task = table_task("copy", ("db", "items"), ("db", "items_copy"), "x", export_readers=readers,
+                      export_batch_rows=every)
     task["filters"] = {"source_where": "pace(id) = true"}
     return write_config(tmp_path / "sync.yaml", {"db": pg_url}, {"x": {"type": "local", "path": str(tmp_path / "x")}},
                         [task])
@@ -136,18 +139,24 @@ def _killed_half_way(tmp_path, config) -> dict:
 
     journal = tmp_path / "x" / "_sync_platform" / "journal" / "copy" / "items" / "full.json"
     export = subprocess.Popen([sys.executable, "-c", EXPORT, str(config)])
-    wait_for(lambda: journal.exists() and len(json.loads(journal.read_text())["files"]) >= 4,
-             "half of the chunks complete", timeout=120)
+    def half_complete() -> bool:
+        state = journal.exists() and json.loads(journal.read_text())
+        return bool(state) and len(state["files"]) >= len(state["conditions"]) / 2
+
+    wait_for(half_complete, "half of the chunks complete", timeout=120)
     export.send_signal(signal.SIGKILL)
     export.wait(30)
     return json.loads(journal.read_text())
 
 
-def test_a_chunked_export_killed_half_way_rereads_only_its_incomplete_chunks(tmp_path, pg_url):
-    config = _paced_accounts(tmp_path, pg_url)
+@pytest.mark.parametrize("readers", [1, 2])
+def test_a_chunked_export_killed_half_way_rereads_only_its_incomplete_chunks(readers, tmp_path, pg_url):
+    """One reader (the default, heap block ranges) or two (key ranges): 4 chunks a reader."""
+    config = _paced_accounts(tmp_path, pg_url, readers=readers)
     state = _killed_half_way(tmp_path, config)
     complete_rows = sum(f["rows"] for files in state["files"].values() for f in files)
-    assert 0 < complete_rows < 40000 and len(state["conditions"]) == 8
+    assert 0 < complete_rows < 40000 and len(state["conditions"]) == 4 * readers
+    assert ("ctid" in state["conditions"][0]) == (readers == 1), state["conditions"][0]
     platform = Platform(load_config(config))
     result = platform.export(platform.table_sync("copy"))
     assert result.resumed_rows == complete_rows  # every chunk complete at the kill is kept, not read again

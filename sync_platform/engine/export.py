@@ -89,10 +89,6 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> 
         yield pa.Table.from_batches(pending, schema)
 
 
-def _write_file(store: ObjectStore, key: str, table: pa.Table, fmt: FileFormat, schema: TableSchema) -> ExportFile:
-    return _put_file(store, key, table.num_rows, fmt.encode(table, schema))
-
-
 def _put_file(store: ObjectStore, key: str, rows: int, data: bytes) -> ExportFile:
     store.put(key, data)
     return ExportFile(name=key.rsplit("/", 1)[1], rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
@@ -121,9 +117,9 @@ def export_table(
         store.delete([manifest_key(folder)])
         previous_files = set(store.list(folder))
         chunked = None
-        if request.readers > 1 and source.can_share_snapshot:
+        if source.can_share_snapshot:
             chunked = _write_chunked(source, store, request, schema, where, lease, on_file, query)
-        # One reader: the source cannot share a snapshot, or the table cannot be split.
+        # One query: the source cannot share a snapshot, or the table cannot be split.
         written, resumed_rows = chunked or (_write_files(source, store, request, schema, where, lease, on_file), 0)
         current = {f"{folder}/{f.name}" for f in written}
         store.delete(sorted(previous_files - current - {manifest_key(folder)}))
@@ -146,75 +142,101 @@ def export_table(
                         resumed_rows=resumed_rows)
 
 
-def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
-                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile]:
-    """Read the table and write its files, `parallel` at a time; the files written, in order."""
-    written: list[ExportFile] = []
-    in_flight: deque[tuple[Future, str]] = deque()  # (upload, its key), oldest first
-    tag = uuid.uuid4().hex
-    watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
-    reader = source.read_batches(request.table, schema, where, request.order_by, tag)
-    pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
-    # Files in flight still holding their rows: one per CPU, less the one an overlapping import
-    # (on_file) renders and loads on (measured from MariaDB on 2 cores: 28 MB less, no slower).
-    encoding = threading.Semaphore(max(1, min(request.parallel, _cpus() - (on_file is not None))))
+class _FileWriter:
+    """Encodes and uploads an export's files for the threads that read its rows: at most one file
+    per CPU still holding its rows (encoding is CPU-bound: more at once would only wait, holding
+    their rows), less the CPU an overlapping import (on_file) renders and loads on (measured from
+    MariaDB on 2 cores: 28 MB less, no slower); each reading thread has up to its share of
+    `parallel` files in flight, the rest of them holding only their encoded bytes while they upload."""
 
-    def write(key: str, rows: list[pa.Table]) -> ExportFile:
+    def __init__(self, store: ObjectStore, request: ExportRequest, schema: TableSchema, lease: WriterLease,
+                 watchdog, readers: int, overlapped: bool):
+        self.store, self.request, self.schema, self.lease, self.watchdog = store, request, schema, lease, watchdog
+        self.window = max(1, request.parallel // readers)
+        self.encoding = threading.Semaphore(max(1, min(request.parallel, _cpus() - overlapped)))
+        self.pool = ThreadPoolExecutor(max_workers=request.parallel, thread_name_prefix="export")
+
+    def write(self, tables: Iterable[pa.Table], key: Callable[[int], str],
+              done: Callable[[ExportFile], None]) -> None:
+        """Write `tables` as the files key(0), key(1), ...; done(file) with each once it is in
+        the store, in that order."""
+        in_flight: deque[tuple[Future, str]] = deque()  # (upload, its key), oldest first
+        for number, table in enumerate(tables):
+            self.watchdog.beat()
+            self.lease.check()  # a writer whose lease was taken writes no further file
+            self.watchdog.check()  # nor one whose requester is gone
+            if len(in_flight) >= self.window:
+                done(self._uploaded(in_flight))
+            self.encoding.acquire()  # CPU-bound work ahead of it: it ends
+            in_flight.append((self.pool.submit(self._encode_and_put, key(number), [table]), key(number)))
+            del table  # held by the encoder alone
+        while in_flight:
+            done(self._uploaded(in_flight))
+
+    def _encode_and_put(self, key: str, rows: list[pa.Table]) -> ExportFile:
         table = rows.pop()  # the last reference: the rows are freed once encoded, before the upload
         try:
-            count, data = table.num_rows, request.file_format.encode(table, schema)
+            count, data = table.num_rows, self.request.file_format.encode(table, self.schema)
         finally:
             del table
-            encoding.release()
-        return _put_file(store, key, count, data)
+            self.encoding.release()
+        return _put_file(self.store, key, count, data)
 
-    def uploaded() -> ExportFile:
+    def _uploaded(self, in_flight: deque[tuple[Future, str]]) -> ExportFile:
         """The oldest file in flight, once written; Stalled if the store stays silent past the
         heartbeat (the upload's thread is left to the client's own timeouts)."""
         future, key = in_flight.popleft()
+        timeout = self.request.heartbeat_timeout
         while True:
             try:
                 done = future.result(timeout=1.0)
-                watchdog.beat()
-                meter.add(done.rows, done.bytes)
-                if on_file:
-                    on_file(done)
+                self.watchdog.beat()
                 return done
             except FutureTimeout:
-                if request.heartbeat_timeout and watchdog.silent_for() > request.heartbeat_timeout:
+                if timeout and self.watchdog.silent_for() > timeout:
                     raise Stalled(
-                        f"export of {request.table}: no progress for {request.heartbeat_timeout:g} s "
-                        f"(heartbeat_timeout) while uploading {store.url(key)}: the store stopped answering. The "
-                        "files written so far have no manifest, so no import takes them; check the store's "
-                        "endpoint and the network to it, or raise heartbeat_timeout"
+                        f"export of {self.request.table}: no progress for {timeout:g} s (heartbeat_timeout) while "
+                        f"uploading {self.store.url(key)}: the store stopped answering. The files written so far "
+                        "have no manifest, so no import takes them; check the store's endpoint and the network "
+                        "to it, or raise heartbeat_timeout"
                     ) from None
 
+    def close(self, failed: bool) -> None:
+        # On failure, do not wait for an upload that hangs: its thread ends with the client's timeouts.
+        self.pool.shutdown(wait=not failed, cancel_futures=True)
+
+
+def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
+                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile]:
+    """Read the table with one query and write its files; the files written, in order."""
+    written: list[ExportFile] = []
+    tag = uuid.uuid4().hex
+    watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
+    reader = source.read_batches(request.table, schema, where, request.order_by, tag)
     total = source.estimated_rows(request.table) if request.progress else None
     meter = ProgressMeter("export", str(request.table), total, request.progress)
+    files = _FileWriter(store, request, schema, lease, watchdog, 1, on_file is not None)
+
+    def done(entry: ExportFile) -> None:
+        meter.add(entry.rows, entry.bytes)
+        if on_file:
+            on_file(entry)
+        written.append(entry)
+
     failed = True
     try:
         with closing(reader), watchdog, meter:
-            chunks = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
-            for number, chunk in enumerate(chunks):
-                watchdog.beat()
-                lease.check()  # a writer whose lease was taken writes no further file
-                watchdog.check()  # nor one whose requester is gone
-                if len(in_flight) >= request.parallel:
-                    written.append(uploaded())
-                encoding.acquire()  # CPU-bound work ahead of it: it ends
-                key = f"{request.folder}/part-{number:05d}{request.file_format.suffix}"
-                in_flight.append((pool.submit(write, key, [chunk]), key))
-                del chunk  # held by the writer alone
-            while in_flight:
-                written.append(uploaded())
+            files.write(rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema),
+                        lambda number: f"{request.folder}/part-{number:05d}{request.file_format.suffix}", done)
         failed = False
     finally:
-        # On failure, do not wait for an upload that hangs: its thread ends with the client's timeouts.
-        pool.shutdown(wait=not failed, cancel_futures=True)
+        files.close(failed)
     return written
 
 
 CHUNKS_PER_READER = 4  # chunks of unequal cost even out when each reader takes several
+CHUNK_FILES = 10  # a big table's chunks hold about this many files: what a resume may redo per reader
+MAX_CHUNKS = 256  # the journal, rewritten as each chunk completes, stays small
 
 
 def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
@@ -228,13 +250,18 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
     folder = request.folder
     with source.shared_snapshot() as (connection, snapshot):
         identity = source.table_identity(connection, request.table)
+        estimate = source.estimated_rows(request.table)
         journal = ChunkJournal.load(store, folder)
         if journal and journal.resumable(store, folder, query, request.file_format.name, request.batch_rows,
                                          identity):
             conditions = [Where.text(condition) for condition in journal.conditions]
         else:
+            chunks = max(request.readers * CHUNKS_PER_READER,
+                         min(MAX_CHUNKS, -(-(estimate or 0) // (CHUNK_FILES * request.batch_rows))))
+            # One reader keeps the order one query would read in; several follow the key, which the
+            # import then loads in.
             conditions = source.chunk_conditions(connection, request.table, schema, where, request.order_by,
-                                                 request.readers * CHUNKS_PER_READER)
+                                                 chunks, key_order=request.readers > 1)
             if conditions is None:
                 return None
             journal = identity is not None and ChunkJournal(query, request.file_format.name, request.batch_rows,
@@ -244,8 +271,7 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
         tag = uuid.uuid4().hex
         watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag,
                                 request.orphaned)
-        total = source.estimated_rows(request.table) if request.progress else None
-        meter = ProgressMeter("export", str(request.table), total, request.progress)
+        meter = ProgressMeter("export", str(request.table), estimate, request.progress)
         kept = journal.files if journal else {}
         files: dict[int, list[ExportFile]] = {index: list(kept.get(index, [])) for index in range(len(conditions))}
         complete: set[int] = set(kept)
@@ -269,6 +295,12 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                 chunk, count = chunk + 1, 0
             delivered[:] = [chunk, count]
 
+        def until_stopped(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+            for table in tables:
+                if stop.is_set():
+                    return
+                yield table
+
         def read_chunks() -> None:
             try:
                 while not stop.is_set():
@@ -278,20 +310,21 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                         chunk = pending.popleft()
                     reader = source.read_batches(request.table, schema, and_(where, conditions[chunk]),
                                                  request.order_by, tag, snapshot)
+
+                    def done(entry: ExportFile, chunk: int = chunk) -> None:
+                        with lock:
+                            meter.add(entry.rows, entry.bytes)
+                            files[chunk].append(entry)
+                            deliver()
+
                     with closing(reader):
-                        tables = rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)
-                        for number, part in enumerate(tables):
-                            if stop.is_set():
-                                return
-                            lease.check()
-                            watchdog.check()
-                            key = f"{request.folder}/part-{chunk:05d}-{number:05d}{request.file_format.suffix}"
-                            entry = _write_file(store, key, part, request.file_format, schema)
-                            watchdog.beat()
-                            with lock:
-                                meter.add(entry.rows, entry.bytes)
-                                files[chunk].append(entry)
-                                deliver()
+                        writer.write(
+                            until_stopped(rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema)),
+                            lambda number, chunk=chunk: f"{folder}/part-{chunk:05d}-{number:05d}"
+                                                        f"{request.file_format.suffix}",
+                            done)
+                    if stop.is_set():
+                        return
                     with lock:
                         complete.add(chunk)
                         if journal:  # written after the chunk's files: a resume keeps exactly these
@@ -306,6 +339,7 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
             deliver()  # the kept chunks' files first
         threads = [threading.Thread(target=read_chunks, name=f"export reader {n}", daemon=True)
                    for n in range(min(request.readers, len(conditions)))]
+        writer = _FileWriter(store, request, schema, lease, watchdog, len(threads), on_file is not None)
         with watchdog, meter:
             for thread in threads:
                 thread.start()
@@ -321,6 +355,7 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                             )
             finally:
                 stop.set()
+                writer.close(failed=bool(errors) or any(thread.is_alive() for thread in threads))
             if errors:
                 raise errors[0]
         return [entry for chunk in range(len(conditions)) for entry in files[chunk]], resumed_rows

@@ -494,9 +494,10 @@ class Database(_Complete, ABC, abstract=True):
         return None
 
     def chunk_conditions(self, snapshot_connection, table: TableName, schema: TableSchema, where: Where | None,
-                         order_by: str | None, chunks: int) -> list[Where] | None:
+                         order_by: str | None, chunks: int, key_order: bool = True) -> list[Where] | None:
         """About `chunks` conditions that split the rows matching `where` into disjoint ranges,
-        in the order of `order_by` when given; None when the table cannot be split so."""
+        in the order of `order_by` when given, of the primary key when `key_order` (else in
+        whatever order the table is cheapest to split); None when the table cannot be split so."""
         return None
 
     @abstractmethod

@@ -386,16 +386,19 @@ class PostgresDatabase(ServerDatabase):
             return None
         return dict(zip(("relfilenode", "inserted", "updated", "deleted"), (int(v) for v in row)))
 
-    def chunk_conditions(self, snapshot_connection, table, schema, where, order_by, chunks) -> list[Where] | None:
+    def chunk_conditions(self, snapshot_connection, table, schema, where, order_by, chunks,
+                         key_order=True) -> list[Where] | None:
         """Ranges of the primary key at its quantiles (read in the snapshot: the key at every
-        n-th row, n = rows / chunks), composite keys compared as rows; a table without a key (and
-        no order to keep) in ranges of its heap's blocks (ctid, a TID range scan). An order_by other
-        than the key itself cannot be kept across chunks: None."""
+        n-th row, n = rows / chunks), composite keys compared as rows, where the chunks must follow
+        the key (key_order, or an order_by that is the key); otherwise ranges of the heap's blocks
+        (ctid, a TID range scan: PostgreSQL 14 and later), which cost no scan to plan and read the
+        rows in the order one sequential scan would. An order_by other than the key itself cannot
+        be kept across chunks: None."""
         sql, keys = self.dialect, list(schema.primary_key)
-        estimate = self.estimated_rows(table) or 0
         if order_by is not None and [part.split()[0].strip('"') for part in order_by.split(",")] != keys:
             return None
-        if keys:
+        if keys and (key_order or order_by is not None):
+            estimate = self.estimated_rows(table) or 0
             if estimate < 2 * chunks:
                 return None
             columns = ", ".join(sql.quote(k) for k in keys)
@@ -409,12 +412,14 @@ class PostgresDatabase(ServerDatabase):
             values = [b[0] if len(keys) == 1 else f"({', '.join(b)})" for b in bounds]
             ranges = ranges_at(key, values)
         else:
-            pages = snapshot_connection.execute(
-                "SELECT relpages FROM pg_class WHERE oid = to_regclass(%s)", (self._regclass(table),)).fetchone()
-            if not pages or pages[0] < 2 * chunks:
+            version, blocks = snapshot_connection.execute(
+                "SELECT current_setting('server_version_num')::int, "
+                "pg_relation_size(to_regclass(%s)) / current_setting('block_size')::int",
+                (self._regclass(table),)).fetchone()
+            if version < 140000 or (blocks or 0) < 2 * chunks:  # before 14 each range would scan the table
                 return None
-            per = -(-pages[0] // chunks)
-            ranges = ranges_at("ctid", [f"'({start},0)'::tid" for start in range(per, pages[0], per)])
+            per = -(-blocks // chunks)
+            ranges = ranges_at("ctid", [f"'({start},0)'::tid" for start in range(per, blocks, per)])
         return [Where.text(condition) for condition in ranges] if len(ranges) > 1 else None
 
     def read_batches(
