@@ -256,8 +256,10 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                                          identity):
             conditions = [Where.text(condition) for condition in journal.conditions]
         else:
-            chunks = max(request.readers * CHUNKS_PER_READER,
-                         min(MAX_CHUNKS, -(-(estimate or 0) // (CHUNK_FILES * request.batch_rows))))
+            files_expected = (estimate or 0) // request.batch_rows
+            if files_expected < request.readers * CHUNKS_PER_READER:
+                return None  # too small to split (or never analyzed): one query
+            chunks = max(request.readers * CHUNKS_PER_READER, min(MAX_CHUNKS, -(-files_expected // CHUNK_FILES)))
             # One reader keeps the order one query would read in; several follow the key, which the
             # import then loads in.
             conditions = source.chunk_conditions(connection, request.table, schema, where, request.order_by,
