@@ -1,8 +1,8 @@
 """Chunked exports from PostgreSQL: the table is split at the quantiles of its primary key (any
 orderable key, composite included; run_config export_readers > 1) or in ranges of heap blocks (no
 key, or one reader: the default), the chunks are read by that many readers at once, all in ONE
-exported snapshot, and the target ends identical to the source. A transfer between two rows committed while the chunks are
-read must not show half-done: the export is the source at one moment."""
+exported snapshot, and the target ends identical to the source. A transfer between two rows
+committed while the chunks are read must not show half-done: the export is the source at one moment."""
 
 from __future__ import annotations
 
