@@ -32,7 +32,7 @@ from .dialects import Database
 from .errors import Stalled
 from .filters import RowFilter, Where, and_
 from .formats import FileFormat
-from .journal import ChunkJournal
+from .journal import ExportJournal
 from .lease import WriterLease
 from .manifest import ExportFile, Manifest, manifest_key
 from .progress import Progress, ProgressMeter
@@ -120,7 +120,7 @@ def export_table(
         if source.can_share_snapshot:
             chunked = _write_chunked(source, store, request, schema, where, lease, on_file, query)
         # One query: the source cannot share a snapshot, or the table cannot be split.
-        written, resumed_rows = chunked or (_write_files(source, store, request, schema, where, lease, on_file), 0)
+        written, resumed_rows = chunked or _write_files(source, store, request, schema, where, lease, on_file, query)
         current = {f"{folder}/{f.name}" for f in written}
         store.delete(sorted(previous_files - current - {manifest_key(folder)}))
         manifest = Manifest(
@@ -137,7 +137,7 @@ def export_table(
         )
         lease.renew()  # a conditional write: the lease is still ours, so no newer export is overwritten
         store.put(manifest_key(folder), manifest.to_json().encode())
-        store.delete([ChunkJournal.key(folder)])  # complete: nothing left to resume
+        store.delete([ExportJournal.key(folder)])  # complete: nothing left to resume
     return ExportResult(manifest=manifest, location=store.url(folder), seconds=time.monotonic() - started,
                         resumed_rows=resumed_rows)
 
@@ -206,32 +206,104 @@ class _FileWriter:
         self.pool.shutdown(wait=not failed, cancel_futures=True)
 
 
+class _TableChanged(Exception):
+    """A resumed read's snapshot is not the table the journal's files were read from."""
+
+
 def _write_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
-                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None) -> list[ExportFile]:
-    """Read the table with one query and write its files; the files written, in order."""
+                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None,
+                 query: str) -> tuple[list[ExportFile], int]:
+    """Read the table with one query and write its files; the files written, in order, and the
+    rows kept from an interrupted export. Where the source reads the table in its primary key's
+    order at no cost (ordered_key), the query follows the key, and every few files the journal
+    records the files so far and the key of their last row: a re-run reads the rows after it."""
+    folder = request.folder
+    key = source.ordered_key(request.table, schema, where, request.order_by)
+    identity = source.table_identity(request.table) if key else None
+    journal = None
+    if not identity:
+        key = None  # never resumed: read as the query always was
+    else:
+        journal = ExportJournal.load(store, folder)
+        if journal and journal.after and journal.resumable(store, folder, query, request.file_format.name,
+                                                           request.batch_rows, identity, source.same_identity):
+            try:
+                return _read_files(source, store, request, schema, where, lease, on_file, key, journal)
+            except _TableChanged:
+                pass  # written since the identity was read: exported again whole, below
+        journal = ExportJournal(query, request.file_format.name, request.batch_rows, identity, [])
+        journal.save(store, folder)  # replaces a journal that cannot be resumed
+    return _read_files(source, store, request, schema, where, lease, on_file, key, journal)
+
+
+def _read_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
+                lease: WriterLease, on_file: Callable[[ExportFile], None] | None, key: tuple[str, ...] | None,
+                journal: ExportJournal | None) -> tuple[list[ExportFile], int]:
+    """The one query, read from after the journal's key when it has one (a resume: its files are
+    kept), checkpointed in the journal (when given) every few files."""
     written: list[ExportFile] = []
+    kept = journal.files.get(0, []) if journal and journal.after else []
+    resumed_rows = sum(f.rows for f in kept)
     tag = uuid.uuid4().hex
     watchdog = watchdog_for(source, f"export of {request.table}", request.heartbeat_timeout, tag, request.orphaned)
-    reader = source.read_batches(request.table, schema, where, request.order_by, tag)
-    total = source.estimated_rows(request.table) if request.progress else None
+    after = source.dialect.after_key(key, journal.after_key()) if kept else None
+    order_by = request.order_by or (", ".join(key) if key else None)
+    reader = source.read_batches(request.table, schema, and_(where, after), order_by, tag)
+    total = source.estimated_rows(request.table) if request.progress or journal else None
     meter = ProgressMeter("export", str(request.table), total, request.progress)
     files = _FileWriter(store, request, schema, lease, watchdog, 1, on_file is not None)
+    # A checkpoint every CHUNK_FILES files, at most MAX_CHUNKS of them: what a resume may redo.
+    every = max(CHUNK_FILES, -(-(total or 0) // request.batch_rows // MAX_CHUNKS))
+    last_keys: deque[pa.Table] = deque()  # the key of each file's last row, files in flight oldest first
+
+    def keyed(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for table in tables:
+            if journal:  # take copies the row: the file's rows are freed once it is encoded
+                last_keys.append(table.select(list(key)).take([table.num_rows - 1]))
+            yield table
+
+    def deliver_kept() -> None:
+        """A resumed read, once its query has begun (its snapshot taken): if the table is still
+        the one the kept files were read from, they are the export's first files."""
+        if kept and not source.same_identity(journal.identity, source.table_identity(request.table)):
+            raise _TableChanged  # before any file reached on_file: the export starts again cleanly
+        for entry in kept:
+            meter.add(entry.rows, entry.bytes)
+            if on_file:
+                on_file(entry)
+            written.append(entry)
+
+    def after_kept(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        begun = False
+        for batch in batches:
+            if not begun:
+                deliver_kept()
+                begun = True
+            yield batch
+        if not begun:  # no row after the kept ones
+            deliver_kept()
 
     def done(entry: ExportFile) -> None:
         meter.add(entry.rows, entry.bytes)
         if on_file:
             on_file(entry)
         written.append(entry)
+        if journal:
+            last_key = last_keys.popleft()
+            if (len(written) - len(kept)) % every == 0:
+                journal.keep(written, last_key)
+                journal.save(store, request.folder)
 
     failed = True
     try:
         with closing(reader), watchdog, meter:
-            files.write(rebatch(watchdog.beating(reader), request.batch_rows, schema.arrow_schema),
-                        lambda number: f"{request.folder}/part-{number:05d}{request.file_format.suffix}", done)
+            files.write(keyed(rebatch(watchdog.beating(after_kept(reader)), request.batch_rows, schema.arrow_schema)),
+                        lambda number: f"{request.folder}/part-{number + len(kept):05d}{request.file_format.suffix}",
+                        done)
         failed = False
     finally:
         files.close(failed)
-    return written
+    return written, resumed_rows
 
 
 CHUNKS_PER_READER = 4  # chunks of unequal cost even out when each reader takes several
@@ -249,11 +321,11 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
     table cannot be split: the caller reads it with one reader."""
     folder = request.folder
     with source.shared_snapshot() as (connection, snapshot):
-        identity = source.table_identity(connection, request.table)
+        identity = source.table_identity(request.table, connection)
         estimate = source.estimated_rows(request.table)
-        journal = ChunkJournal.load(store, folder)
-        if journal and journal.resumable(store, folder, query, request.file_format.name, request.batch_rows,
-                                         identity):
+        journal = ExportJournal.load(store, folder)
+        if journal and journal.conditions and journal.resumable(store, folder, query, request.file_format.name,
+                                                                request.batch_rows, identity, source.same_identity):
             conditions = [Where.text(condition) for condition in journal.conditions]
         else:
             files_expected = (estimate or 0) // request.batch_rows
@@ -266,7 +338,7 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
                                                  chunks, key_order=request.readers > 1)
             if conditions is None:
                 return None
-            journal = identity is not None and ChunkJournal(query, request.file_format.name, request.batch_rows,
+            journal = identity is not None and ExportJournal(query, request.file_format.name, request.batch_rows,
                                                             identity, [c.sql("?") for c in conditions])
             if journal:
                 journal.save(store, folder)

@@ -177,6 +177,16 @@ class SqlDialect(_Complete, ABC, abstract=True):
         parts[-1] += ")"
         return Where(tuple(parts), chosen.params)
 
+    def after_key(self, keys: Sequence[str], key: Sequence) -> Where:
+        """The rows after `key` in the order of the key columns `keys` (lexicographic), with a
+        plain range on the first column, which planners read as a range of the index (a row-value
+        comparison, MariaDB's, not)."""
+        columns = [self.quote(k) for k in keys]
+        if len(columns) == 1:
+            return Where((f"{columns[0]} > ", ""), (key[0],))
+        parts = ("(" + ", ".join(columns) + ") > (", *[", "] * (len(columns) - 1), f") AND {columns[0]} >= ", "")
+        return Where(parts, (*key, key[0]))
+
     def key_compare_sql(self, keys_sql: list[str], op: str, key: Sequence) -> tuple[str, tuple]:
         """SQL comparing key columns (`keys_sql`) with a key's values in row order (lexicographic:
         `op` is <, <=, > or >=), and its bound values: `(k1, k2) < (?, ?)`."""
@@ -276,6 +286,16 @@ Query = Callable[[str, tuple], list[tuple]]
 class ScanPieces(NamedTuple):
     conditions: list[str]
     workers: int = 1  # pieces read at once: the parallelism one query over the table would have had
+
+
+def follows_key(order_by: str | None, keys: Sequence[str]) -> bool:
+    """Whether reading in `order_by` (`col [asc|desc], ...`, None: any order) is reading in the
+    key's ascending order."""
+    if order_by is None:
+        return True
+    terms = [term.split() for term in order_by.split(",")]
+    return ([t[0].strip('"`') for t in terms] == list(keys)
+            and all(len(t) == 1 or t[1].lower() == "asc" for t in terms))
 
 
 def ranges_at(value_sql: str, cuts: Sequence[str]) -> list[str]:
@@ -488,9 +508,21 @@ class Database(_Complete, ABC, abstract=True):
         raise NotImplementedError(f"{self.label} cannot share a snapshot between connections")
         yield  # noqa: B901 - a generator, for the contextmanager
 
-    def table_identity(self, snapshot_connection, table: TableName) -> dict | None:
-        """What must be unchanged for an interrupted chunked export to be resumed (journal.py);
-        None: never resumed."""
+    def table_identity(self, table: TableName, connection=None) -> dict | None:
+        """What must be unchanged for an interrupted export to be resumed (journal.py), read on
+        `connection` (a chunked export's snapshot) when given; None: never resumed."""
+        return None
+
+    def same_identity(self, recorded: dict, current: dict | None) -> bool:
+        """Whether `current` (table_identity now) is the table `recorded` was read from."""
+        return recorded == current
+
+    def ordered_key(self, table: TableName, schema: TableSchema, where: Where | None,
+                    order_by: str | None) -> tuple[str, ...] | None:
+        """The primary key, where one query reads the rows matching `where` in its order at no
+        cost (the table is stored in it: no sort) and its values read back compare exactly; an
+        interrupted one-query export then resumes after the last key it wrote (journal.py).
+        None: such an export restarts from the first row."""
         return None
 
     def chunk_conditions(self, snapshot_connection, table: TableName, schema: TableSchema, where: Where | None,

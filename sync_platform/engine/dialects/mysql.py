@@ -37,7 +37,7 @@ from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
 from ..readahead import ReadAhead
-from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, integer_ranges, read_marker
+from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, follows_key, integer_ranges, read_marker
 
 LOAD_LOCK_WAIT_S = 3600  # how long a load waits for another load of the same table
 
@@ -96,6 +96,10 @@ _UNLOADABLE = (
                else pa.array([False] * len(a)),
                "more digits than MySQL's DECIMAL(65,30) holds (35 before the point, 30 after)"),
 )
+# Key kinds whose values, read and then inlined as literals, compare exactly with the stored ones
+# (not floats, printed rounded; not TIMESTAMP columns, read as UTC and compared in the session's zone).
+_EXACT_KEY_KINDS = frozenset({Kind.INT16, Kind.INT32, Kind.INT64, Kind.BOOL, Kind.DECIMAL, Kind.STRING, Kind.DATE,
+                              Kind.TIMESTAMP, Kind.BINARY, Kind.UUID})
 _NO_PAD_BINARY = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")  # MariaDB, MySQL 8
 _STATEMENT_TIMEOUT_ERRORS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution_time exceeded
 _SESSION_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
@@ -445,6 +449,48 @@ class MySQLDatabase(ServerDatabase):
         key = self.dialect.quote(schema.primary_key[0])
         low, high = self.query(f"SELECT min({key}), max({key}) FROM {self.dialect.qualified(table)}")[0]
         return None if low is None else ScanPieces(integer_ranges(key, int(low), int(high), pieces))
+
+    def ordered_key(self, table, schema, where, order_by) -> tuple[str, ...] | None:
+        """The primary key of an InnoDB table, which is stored in its order (a clustered index),
+        when the plan of the query in that order confirms it: the table read by its primary key, no
+        filesort (a filter could make a secondary index and a sort cheaper)."""
+        keys = schema.primary_key
+        if not keys or not follows_key(order_by, keys) or any(
+                schema.column(k).kind not in _EXACT_KEY_KINDS for k in keys):
+            return None
+        ordered = self.dialect.select_sql(table, schema, where, ", ".join(keys))
+        plan = self.query("EXPLAIN " + self.dialect.inline(ordered))
+        if plan[0][5] != "PRIMARY" or any("filesort" in (row[9] or "") for row in plan):  # (then subqueries)
+            return None
+        return tuple(keys)
+
+    def table_identity(self, table, connection=None) -> dict | None:
+        """InnoDB's create_time (a rebuild: ALTER, TRUNCATE) and update_time, the second of the
+        last commit that changed the table. InnoDB keeps update_time in memory only: it is NULL
+        after a server restart, so a table not written since is never resumed, and a table
+        written since the kill is not resumed either. A table written in this very second has no
+        identity (a second write in the same second would leave update_time as it is)."""
+        import pymysql
+
+        connection = self._connect()
+        try:
+            try:  # MySQL 8 serves these columns from a cache, a day old by default: read them live
+                self._fetch(connection, "SET SESSION information_schema_stats_expiry = 0", ())
+            except pymysql.err.OperationalError:  # MariaDB: no such cache (nor variable)
+                pass
+            rows = self._fetch(
+                connection,
+                "SELECT engine, UNIX_TIMESTAMP(create_time), UNIX_TIMESTAMP(update_time), UNIX_TIMESTAMP() "
+                "FROM information_schema.tables WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+                (table.schema, table.name))
+        finally:
+            connection.close()
+        if not rows:
+            return None
+        engine, created, updated, now = rows[0]
+        if engine != "InnoDB" or updated is None or int(updated) >= int(now):
+            return None
+        return {"created": int(created), "updated": int(updated)}
 
     def list_tables(self, schema: str | None = None) -> list[str]:
         rows = self.query(

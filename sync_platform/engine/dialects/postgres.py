@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from ..columns import Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, UnsupportedColumn
 from ..filters import Where
-from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, ranges_at, read_marker
+from .base import LoadFile, ScanPieces, ServerDatabase, SqlDialect, Unloadable, follows_key, ranges_at, read_marker
 
 # ADBC batches of about this many bytes: measured on lineitem SF1, 4 MB -> 227 MB peak RSS of the
 # export, 16 MB -> 255 MB, 64 MB -> 369 MB, at the same speed.
@@ -375,10 +375,11 @@ class PostgresDatabase(ServerDatabase):
             finally:
                 conn.rollback()
 
-    def table_identity(self, snapshot_connection, table) -> dict | None:
+    def table_identity(self, table, connection=None) -> dict | None:
         """The table's file (relfilenode: TRUNCATE, VACUUM FULL, a rewrite change it) and its
-        statistics' counts of rows inserted, updated and deleted."""
-        row = snapshot_connection.execute(
+        statistics' counts of rows inserted, updated and deleted. Read on the chunked export's
+        snapshot connection (its only caller)."""
+        row = connection.execute(
             "SELECT c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del FROM pg_class c "
             "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(%s)",
             (self._regclass(table),)).fetchone()
@@ -395,7 +396,7 @@ class PostgresDatabase(ServerDatabase):
         rows in the order one sequential scan would. An order_by other than the key itself cannot
         be kept across chunks: None."""
         sql, keys = self.dialect, list(schema.primary_key)
-        if order_by is not None and [part.split()[0].strip('"') for part in order_by.split(",")] != keys:
+        if not follows_key(order_by, keys):
             return None
         if keys and (key_order or order_by is not None):
             estimate = self.estimated_rows(table) or 0

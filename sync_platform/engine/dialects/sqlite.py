@@ -5,6 +5,7 @@ converted to its canonical Arrow type on the way out and to SQLite's storage for
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import time
@@ -23,7 +24,7 @@ import pyarrow.compute as pc
 from ..columns import MAX_DECIMAL128_PRECISION, Column, Kind, TableName, TableSchema
 from ..errors import DatabaseUnreachable, LoadFailed, TableNotFound
 from ..filters import Where
-from .base import Database, LoadFile, Query, ScanPieces, SqlDialect, Unloadable, integer_ranges
+from .base import Database, LoadFile, Query, ScanPieces, SqlDialect, Unloadable, follows_key, integer_ranges
 
 _READ_BATCH_ROWS = 10_000
 
@@ -331,6 +332,36 @@ class SQLiteDatabase(Database):
         except Exception:  # noqa: BLE001 - a WITHOUT ROWID table has none: no estimate
             return None
         return int(rows[0][0] or 0)
+
+    def ordered_key(self, table, schema, where, order_by) -> tuple[str, ...] | None:
+        """The primary key when the table is stored in its order (an INTEGER PRIMARY KEY, the
+        rowid itself, or a WITHOUT ROWID table) and the plan of the query in that order confirms
+        it: a plain scan of the table, no index, no temporary b-tree to sort. Integer and text
+        keys only (SQLite stores other kinds as text or numbers of its own choice)."""
+        keys = schema.primary_key
+        if not keys or not follows_key(order_by, keys) or any(
+                schema.column(k).kind not in (Kind.INT16, Kind.INT32, Kind.INT64, Kind.STRING) for k in keys):
+            return None
+        sql, params = self.dialect.render(self.dialect.select_sql(table, schema, where, ", ".join(keys)))
+        plan = [row[3] for row in self.query("EXPLAIN QUERY PLAN " + sql, params) if row[1] == 0]
+        if not plan or not plan[0].startswith("SCAN ") or " USING " in plan[0] or any("TEMP B-TREE" in p for p in plan):
+            return None
+        return tuple(keys)
+
+    def table_identity(self, table, connection=None) -> dict | None:
+        """The database file's and its write-ahead log's size and modification time, with the
+        file change counter (the header's bytes 24-27: every commit in rollback-journal mode) and
+        the log's salts (its header's bytes 16-23: every restart of the log): every commit changes
+        one of them (a WAL commit appends to the log)."""
+        identity = {}
+        for name, path, header in (("db", self.path, slice(24, 28)), ("wal", Path(f"{self.path}-wal"), slice(16, 24))):
+            try:
+                with path.open("rb") as file:
+                    stat, head = os.fstat(file.fileno()), file.read(32)
+            except FileNotFoundError:
+                continue
+            identity[name] = [stat.st_size, stat.st_mtime_ns, head[header].hex()]
+        return identity or None
 
     def scan_pieces(self, table: TableName, schema: TableSchema, rows_per_piece: int) -> ScanPieces | None:
         """Ranges of equal width of the rowid, the order a rowid table is stored in (a WITHOUT
