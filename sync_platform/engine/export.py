@@ -226,7 +226,7 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     else:
         journal = ExportJournal.load(store, folder)
         if journal and journal.after and journal.resumable(store, folder, query, request.file_format.name,
-                                                           request.batch_rows, identity, source.same_identity):
+                                                           request.batch_rows, identity):
             try:
                 return _read_files(source, store, request, schema, where, lease, on_file, key, journal)
             except _TableChanged:
@@ -265,7 +265,7 @@ def _read_files(source: Database, store: ObjectStore, request: ExportRequest, sc
     def deliver_kept() -> None:
         """A resumed read, once its query has begun (its snapshot taken): if the table is still
         the one the kept files were read from, they are the export's first files."""
-        if kept and not source.same_identity(journal.identity, source.table_identity(request.table)):
+        if kept and source.table_identity(request.table) != journal.identity:
             raise _TableChanged  # before any file reached on_file: the export starts again cleanly
         for entry in kept:
             meter.add(entry.rows, entry.bytes)
@@ -325,7 +325,7 @@ def _write_chunked(source: Database, store: ObjectStore, request: ExportRequest,
         estimate = source.estimated_rows(request.table)
         journal = ExportJournal.load(store, folder)
         if journal and journal.conditions and journal.resumable(store, folder, query, request.file_format.name,
-                                                                request.batch_rows, identity, source.same_identity):
+                                                                request.batch_rows, identity):
             conditions = [Where.text(condition) for condition in journal.conditions]
         else:
             files_expected = (estimate or 0) // request.batch_rows

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -41,7 +40,7 @@ class ExportJournal:
     batch_rows: int
     identity: dict
     conditions: list[str]
-    files: dict[int, list[ExportFile]] = field(default_factory=dict)  # the complete chunks only
+    files: dict[int, list[ExportFile]] = field(default_factory=dict)  # complete chunks (one query: 0, up to after)
     after: str | None = None  # a one-query export: the key of files[0]'s last row (Arrow IPC, base64)
 
     @staticmethod
@@ -74,11 +73,11 @@ class ExportJournal:
         return tuple(column[0].as_py() for column in row.columns)
 
     def resumable(self, store: ObjectStore, folder: str, query: str, file_format: str, batch_rows: int,
-                  identity: dict | None, same_identity: Callable[[dict, dict | None], bool]) -> bool:
+                  identity: dict | None) -> bool:
         """Whether this journal's files may be kept: same export, same unchanged table, and every
         recorded file still in the store at its recorded size."""
-        if identity is None or (self.query, self.file_format, self.batch_rows) != (query, file_format, batch_rows) \
-                or not same_identity(self.identity, identity):
+        if identity is None or (self.query, self.file_format, self.batch_rows, self.identity) != (
+                query, file_format, batch_rows, identity):
             return False
         sizes = store.sizes(folder)
         return all(sizes.get(f"{folder}/{f.name}") == f.bytes for fs in self.files.values() for f in fs)

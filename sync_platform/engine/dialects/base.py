@@ -513,10 +513,6 @@ class Database(_Complete, ABC, abstract=True):
         `connection` (a chunked export's snapshot) when given; None: never resumed."""
         return None
 
-    def same_identity(self, recorded: dict, current: dict | None) -> bool:
-        """Whether `current` (table_identity now) is the table `recorded` was read from."""
-        return recorded == current
-
     def ordered_key(self, table: TableName, schema: TableSchema, where: Where | None,
                     order_by: str | None) -> tuple[str, ...] | None:
         """The primary key, where one query reads the rows matching `where` in its order at no
