@@ -87,9 +87,11 @@ def source(request, tmp_path) -> Source:
     return Source("sqlite", f"sqlite:///{tmp_path}/src.db")
 
 
-def _config(tmp_path, source: Source):
+def _config(tmp_path, source: Source, source_where: str | None = None):
     target = source.url if source.dialect == "mysql" else f"sqlite:///{tmp_path}/dst.db"
     task = table_task("copy", ("src", "items"), ("dst", "items_copy"), "x", export_batch_rows=EVERY)
+    if source_where:
+        task["filters"] = {"source_where": source_where}
     return write_config(tmp_path / "sync.yaml", {"src": source.url, "dst": target},
                         {"x": {"type": "local", "path": str(tmp_path / "x")}}, [task])
 
@@ -168,6 +170,45 @@ def test_a_table_written_since_the_kill_is_exported_again_whole(source, tmp_path
     result = platform.export(platform.table_sync("copy"))
     assert result.resumed_rows == 0
     copied = _copied(tmp_path, source, config)
+    assert copied == source.rows("items") and copied[0] == (3, "changed", 1)
+
+
+# Run in a process of its own while the test's export waits (connectorx holds the GIL meanwhile):
+# once the resumed query sleeps on the server (its snapshot taken), commit a change to a kept row.
+WRITE_DURING_THE_RESUMED_QUERY = """
+import sys, time, pymysql
+from sqlalchemy.engine import make_url
+url = make_url(sys.argv[1])
+conn = pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password,
+                       database=url.database, autocommit=True)
+cursor = conn.cursor()
+deadline = time.monotonic() + 60
+while not cursor.execute("SELECT 1 FROM information_schema.processlist WHERE state = 'User sleep' "
+                         "AND info LIKE '%%pace_knob%%'"):
+    assert time.monotonic() < deadline, "the resumed query never began"
+    time.sleep(0.05)
+cursor.execute("UPDATE items SET b = 'changed' WHERE a = 3")
+cursor.execute("UPDATE pace_knob SET seconds = 0")
+"""
+
+
+def test_a_table_written_once_the_resumed_read_has_begun_is_exported_again_whole(tmp_path, mysql_url):
+    """The identity matched when the re-run began, then a kept row changed before the resumed
+    query's snapshot could be checked: the kept files are dropped, nothing reached the import."""
+    source = Source("mysql", mysql_url)
+    source.create_items(composite=False)
+    # A pause at the first row after any checkpoint (every 10,000 rows), only while the knob is set.
+    source.run("CREATE TABLE pace_knob (seconds float) ENGINE=InnoDB", "INSERT INTO pace_knob VALUES (0)")
+    time.sleep(1.1)
+    config = _config(tmp_path, source, f"(n % {10 * EVERY} <> 1 OR SLEEP((SELECT seconds FROM pace_knob)) = 0)")
+    _killed_half_way(tmp_path, config)
+    source.run("UPDATE pace_knob SET seconds = 3")
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_DURING_THE_RESUMED_QUERY, mysql_url])
+    platform = Platform(load_config(config))
+    result, imported = platform.export_and_load(platform.table_sync("copy"))
+    assert writer.wait(30) == 0
+    assert result.resumed_rows == 0 and imported.rows == ROWS
+    copied = source.rows("items_copy")
     assert copied == source.rows("items") and copied[0] == (3, "changed", 1)
 
 
