@@ -218,7 +218,10 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
     order at no cost (ordered_key), the query follows the key, and every few files the journal
     records the files so far and the key of their last row: a re-run reads the rows after it."""
     folder = request.folder
-    key = source.ordered_key(request.table, schema, where, request.order_by)
+    total = source.estimated_rows(request.table)
+    # A table of fewer files than a checkpoint's would lose less than one to a kill: no journal.
+    big = total is None or total // request.batch_rows >= CHUNK_FILES
+    key = source.ordered_key(request.table, schema, where, request.order_by) if big else None
     identity = source.table_identity(request.table) if key else None
     journal = None
     if not identity:
@@ -228,19 +231,19 @@ def _write_files(source: Database, store: ObjectStore, request: ExportRequest, s
         if journal and journal.after and journal.resumable(store, folder, query, request.file_format.name,
                                                            request.batch_rows, identity):
             try:
-                return _read_files(source, store, request, schema, where, lease, on_file, key, journal)
+                return _read_files(source, store, request, schema, where, lease, on_file, key, journal, total)
             except _TableChanged:
                 pass  # written since the identity was read: exported again whole, below
         journal = ExportJournal(query, request.file_format.name, request.batch_rows, identity, [])
         journal.save(store, folder)  # replaces a journal that cannot be resumed
-    return _read_files(source, store, request, schema, where, lease, on_file, key, journal)
+    return _read_files(source, store, request, schema, where, lease, on_file, key, journal, total)
 
 
 def _read_files(source: Database, store: ObjectStore, request: ExportRequest, schema: TableSchema, where,
                 lease: WriterLease, on_file: Callable[[ExportFile], None] | None, key: tuple[str, ...] | None,
-                journal: ExportJournal | None) -> tuple[list[ExportFile], int]:
+                journal: ExportJournal | None, total: int | None) -> tuple[list[ExportFile], int]:
     """The one query, read from after the journal's key when it has one (a resume: its files are
-    kept), checkpointed in the journal (when given) every few files."""
+    kept), checkpointed in the journal (when given) every few files; `total`: the rows expected."""
     written: list[ExportFile] = []
     kept = journal.files.get(0, []) if journal and journal.after else []
     resumed_rows = sum(f.rows for f in kept)
@@ -249,7 +252,6 @@ def _read_files(source: Database, store: ObjectStore, request: ExportRequest, sc
     after = source.dialect.after_key(key, journal.after_key()) if kept else None
     order_by = request.order_by or (", ".join(key) if key else None)
     reader = source.read_batches(request.table, schema, and_(where, after), order_by, tag)
-    total = source.estimated_rows(request.table) if request.progress or journal else None
     meter = ProgressMeter("export", str(request.table), total, request.progress)
     files = _FileWriter(store, request, schema, lease, watchdog, 1, on_file is not None)
     # A checkpoint every CHUNK_FILES files, at most MAX_CHUNKS of them: what a resume may redo.
