@@ -80,11 +80,16 @@ class Source:
             conn.close()
 
 
-@pytest.fixture(params=["mysql", "sqlite"])
+@pytest.fixture(params=["mysql", "sqlite", "sqlite-wal"])
 def source(request, tmp_path) -> Source:
+    """MySQL/MariaDB, or a SQLite file in its default rollback-journal mode or in WAL mode (commits
+    go to the -wal file, which the identity reads too)."""
     if request.param == "mysql":
         return Source("mysql", request.getfixturevalue("mysql_url"))
-    return Source("sqlite", f"sqlite:///{tmp_path}/src.db")
+    source = Source("sqlite", f"sqlite:///{tmp_path}/src.db")
+    if request.param == "sqlite-wal":
+        source.run("PRAGMA journal_mode = WAL")
+    return source
 
 
 def _config(tmp_path, source: Source, source_where: str | None = None):
